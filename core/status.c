@@ -16,7 +16,7 @@ static const struct {
 #undef MP__STATUS_ROW
 };
 
-static __thread char err_detail[512];
+static __thread char err_detail[4096];
 
 const char *mp_status_str(mp_status_t s)
 {

@@ -14,7 +14,10 @@ typedef struct mp_buf {
     size_t cap;
 } mp_buf_t;
 
-#define MP_BUF_INIT {NULL, 0, 0}
+#define MP_BUF_INIT                                                                                                    \
+    {                                                                                                                  \
+        NULL, 0, 0                                                                                                     \
+    }
 
 /** Makes room for `extra` more bytes. Aborts on OOM. */
 void mp_buf_reserve(mp_buf_t *b, size_t extra);

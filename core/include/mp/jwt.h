@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "mp/b64url.h" /* mp_b64url_encode/decode, used for JWS segments */
 #include "mp/status.h"
 
 typedef enum { MP_JWT_RS256 = 1, MP_JWT_ES256 = 2 } mp_jwt_alg_t;
@@ -95,11 +96,5 @@ mp_status_t mp_jwt_signer_public_jwk(json_t **jwk, const mp_jwt_signer_t *s);
 /** Generates a new private key for `alg` (RSA 2048 for RS256, P-256 for ES256) as PKCS#8 PEM. Caller owns `*pem`;
  *  free with free(). */
 mp_status_t mp_jwt_keygen(char **pem, mp_jwt_alg_t alg);
-
-/** Encodes `len` bytes as unpadded base64url into `out` (room for 4*ceil(len/3)+1 bytes); returns the length. */
-size_t mp_b64url_encode(char *out, const unsigned char *in, size_t len);
-/** Decodes unpadded base64url (padding and other characters are an error). Returns the decoded length, or -1.
- *  `out` needs room for 3*len/4+3 bytes. */
-long mp_b64url_decode(unsigned char *out, const char *in, size_t len);
 
 #endif

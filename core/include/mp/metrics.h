@@ -18,8 +18,8 @@
 
 typedef enum { MP_METRIC_COUNTER, MP_METRIC_GAUGE, MP_METRIC_HISTOGRAM } mp_metric_type_t;
 
-typedef struct mp_metric mp_metric_t;   /* a family */
-typedef struct mp_series mp_series_t;   /* one label set of a family */
+typedef struct mp_metric mp_metric_t; /* a family */
+typedef struct mp_series mp_series_t; /* one label set of a family */
 
 /** Default latency buckets in seconds: 0.0005 .. 10. */
 extern const double mp_metrics_latency_buckets[];

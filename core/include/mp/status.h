@@ -13,7 +13,7 @@
 #define MP_STATUS_H
 
 /* X(name, http status, message) */
-#define MP_STATUS_MAP(X)                                                                                              \
+#define MP_STATUS_MAP(X)                                                                                               \
     X(OK, 200, "ok")                                                                                                   \
     X(EINVAL, 400, "invalid argument")                                                                                 \
     X(EUNAUTH, 401, "authentication required")                                                                         \
@@ -55,7 +55,7 @@ mp_status_t mp_status_from_http(int http);
 
 /**
  * Records human detail for the failure about to be returned by this thread, printf-style. The text is kept in a
- * thread-local buffer (truncated at 512 bytes) until the next mp_err_set() or mp_err_clear(). Returns `s` so callers
+ * thread-local buffer (truncated at 4 KiB) until the next mp_err_set() or mp_err_clear(). Returns `s` so callers
  * can write `return mp_err_set(MP_EINVAL, "bad port %d", p);`.
  */
 mp_status_t mp_err_set(mp_status_t s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,113 @@
+/*
+ * mp/bus.h: the NATS connection every role shares, its messages, and the
+ * blocking request-reply used from worker threads.
+ *
+ * Calls carry moonport's context as NATS headers (CONVENTIONS.md):
+ * Request-Id, traceparent, Deadline (absolute unix ms), Auth-Sub and
+ * Auth-Roles; replies carry Status (an HTTP code). A reply is an mp_msg_t,
+ * which is nats.c's message itself (no copy).
+ *
+ * Loop threads must never block: they use mp/bus_loop.h instead of
+ * mp_bus_request(). Services answer with mp/bus_serve.h.
+ *
+ * Thread-safe: one mp_bus_t is shared by every thread of the process.
+ */
+#ifndef MP_BUS_H
+#define MP_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <nats/nats.h>
+#include "mp/status.h"
+
+typedef struct mp_bus mp_bus_t;
+typedef natsMsg mp_msg_t;
+
+/* header names, shared by every producer and consumer */
+#define MP_HDR_REQUEST_ID "Request-Id"
+#define MP_HDR_TRACEPARENT "traceparent"
+#define MP_HDR_DEADLINE "Deadline"
+#define MP_HDR_AUTH_SUB "Auth-Sub"
+#define MP_HDR_AUTH_ROLES "Auth-Roles"
+#define MP_HDR_STATUS "Status"
+
+typedef struct mp_bus_opts {
+    const char *url;              /* nats://host:port[,nats://...] */
+    const char *name;             /* connection name shown by the server */
+    const char *user;             /* NULL: no user/password */
+    const char *password;         /* borrowed for the call only */
+    const char *creds_file;       /* NULL or a .creds file (JWT + nkey seed) */
+    const char *ca_file;          /* NULL or CA bundle: enables TLS */
+    bool send_asap;               /* write each message at once instead of batching (lower latency) */
+    int connect_timeout_ms;       /* default 2000 */
+    bool retry_on_failed_connect; /* start even when the server is down, connect in the background */
+} mp_bus_opts_t;
+
+/** A header beyond the context ones (e.g. If-Match passed through). */
+typedef struct mp_bus_hdr {
+    const char *name;
+    const char *value;
+} mp_bus_hdr_t;
+
+/** The context a call carries. Any field may be NULL/0. Borrowed for the call. */
+typedef struct mp_bus_ctx {
+    const char *request_id;
+    const char *traceparent;
+    const char *auth_sub;
+    const char *auth_roles; /* comma-separated */
+    int64_t deadline_ms;    /* absolute unix milliseconds; 0: none */
+} mp_bus_ctx_t;
+
+typedef struct mp_bus_call {
+    const char *subject;
+    const void *body;
+    size_t len;
+    mp_bus_ctx_t ctx;
+    const mp_bus_hdr_t *extra;
+    size_t nextra;
+    int timeout_ms; /* the wait is the smaller of this and what is left before ctx.deadline_ms */
+} mp_bus_call_t;
+
+/** Connects. Errors: MP_EUNAVAIL (server unreachable and retry not asked), MP_EINVAL (bad options). Caller owns
+ *  `*out`; free with mp_bus_destroy(). */
+mp_status_t mp_bus_connect(mp_bus_t **out, const mp_bus_opts_t *opts);
+/** Flushes and closes. Accepts NULL. Call after every subscription user is gone. */
+void mp_bus_destroy(mp_bus_t *bus);
+/** True while connected (false while reconnecting). Any thread. */
+bool mp_bus_connected(mp_bus_t *bus);
+/** The nats.c connection, for JetStream and subscriptions. Borrowed. */
+natsConnection *mp_bus_conn(mp_bus_t *bus);
+
+/** Sends a request and waits for the reply (blocking: worker threads only). Caller owns `*reply`; free with
+ *  mp_msg_destroy(). Errors: MP_ETIMEDOUT, MP_EUNAVAIL (no responder, or disconnected). The reply's own Status is
+ *  not an error here: read it with mp_msg_status(). */
+mp_status_t mp_bus_request(mp_msg_t **reply, mp_bus_t *bus, const mp_bus_call_t *call);
+/** Publishes a message (no reply expected) with the call's headers. `call->timeout_ms` is ignored. */
+mp_status_t mp_bus_publish(mp_bus_t *bus, const mp_bus_call_t *call);
+
+/**
+ * Builds the nats message for `call` with reply subject `reply_to` (may be NULL). Caller owns `*out` (free with
+ * mp_msg_destroy()). Used by the async and serving layers; exported for them.
+ */
+mp_status_t mp_bus__build_msg(mp_msg_t **out, const mp_bus_call_t *call, const char *reply_to, int64_t now_ms);
+
+/** The message's payload. Borrowed; valid until the message is destroyed. */
+const char *mp_msg_data(const mp_msg_t *m);
+/** The payload length. */
+size_t mp_msg_len(const mp_msg_t *m);
+/** A header's first value, or NULL. Borrowed; valid until the message is destroyed. */
+const char *mp_msg_header(mp_msg_t *m, const char *name);
+/** The reply's Status header as an HTTP code; 200 when absent; 502 when not a valid code. */
+int mp_msg_status(mp_msg_t *m);
+/** The message's subject. Borrowed. */
+const char *mp_msg_subject(const mp_msg_t *m);
+/** Frees a message. Accepts NULL. */
+void mp_msg_destroy(mp_msg_t *m);
+
+/** Current wall-clock time in unix milliseconds (the unit of the Deadline header). Any thread. */
+int64_t mp_now_ms(void);
+/** Maps a nats.c status to ours, recording nats.c's text with mp_err_set(). */
+mp_status_t mp_bus__from_nats(natsStatus s);
+
+#endif
