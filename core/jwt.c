@@ -39,20 +39,20 @@
 #define JWT_EC_COORD 32       /* P-256 coordinate and scalar size */
 
 /* One verification (or signing) key. A signer is the same thing holding a private key. */
-typedef struct mp_jwk {
+typedef struct jwt_key {
     char kid[JWT_KID_MAX];
     mp_jwt_alg_t alg;
     EVP_PKEY *pkey;
-} mp_jwk_t;
+} jwt_key_t;
 
 struct mp_jwks {
     atomic_int refs;
     size_t n;
-    mp_jwk_t keys[];
+    jwt_key_t keys[];
 };
 
 struct mp_jwt_signer {
-    mp_jwk_t key;
+    jwt_key_t key;
 };
 
 typedef struct jwt_parts {
@@ -67,7 +67,7 @@ static const char *alg_name(mp_jwt_alg_t alg)
 
 /* ---- key sets ---------------------------------------------------------- */
 
-static const mp_jwk_t *find_key(const mp_jwks_t *keys, const char *kid)
+static const jwt_key_t *find_key(const mp_jwks_t *keys, const char *kid)
 {
     for (size_t i = 0; i < keys->n; i++)
         if (strcmp(keys->keys[i].kid, kid) == 0)
@@ -215,7 +215,7 @@ cleanup:
 }
 
 /* Fills `k` from one JWK; leaves k->pkey NULL for keys that are not ours to use (other kty, `use` other than sig). */
-static mp_status_t parse_jwk(mp_jwk_t *k, const json_t *jwk, size_t idx)
+static mp_status_t parse_jwk(jwt_key_t *k, const json_t *jwk, size_t idx)
 {
     const char *kty = json_string_value(json_object_get(jwk, "kty"));
     const json_t *use = json_object_get(jwk, "use"), *alg = json_object_get(jwk, "alg"), *kid;
@@ -258,7 +258,8 @@ mp_status_t mp_jwks_parse(mp_jwks_t **out, const char *json, size_t len)
         st = mp_err_set(MP_EINVAL, "JWKS is not JSON");
         goto cleanup;
     }
-    if (!json_is_array(arr = json_object_get(doc, "keys"))) {
+    arr = json_object_get(doc, "keys");
+    if (!json_is_array(arr)) {
         st = mp_err_set(MP_EINVAL, "JWKS has no keys array");
         goto cleanup;
     }
@@ -266,7 +267,7 @@ mp_status_t mp_jwks_parse(mp_jwks_t **out, const char *json, size_t len)
     atomic_init(&set->refs, 1);
     json_array_foreach(arr, i, jwk)
     {
-        mp_jwk_t *k = &set->keys[set->n];
+        jwt_key_t *k = &set->keys[set->n];
         if ((st = parse_jwk(k, jwk, i)) != MP_OK)
             goto cleanup;
         if (k->pkey == NULL)
@@ -345,8 +346,11 @@ static mp_status_t load_segment(json_t **out, const char *seg, size_t len, const
     long n = mp_b64url_decode(buf, seg, len);
     mp_status_t st = MP_OK;
 
-    /* Duplicate members are refused: two readers could otherwise disagree on which `alg` or `sub` counts. */
-    if (n < 0 || !json_is_object(obj = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &err))) {
+    /* Duplicate members are refused: two readers could otherwise disagree on which `alg` or `sub` counts.
+     * Loaded before the test because json_is_object() is a macro that evaluates its argument twice. */
+    if (n >= 0)
+        obj = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &err);
+    if (!json_is_object(obj)) {
         st = mp_err_set(MP_EUNAUTH, "%s is not a base64url JSON object", what);
         goto cleanup;
     }
@@ -405,7 +409,7 @@ static int es256_raw_to_der(unsigned char **der, const unsigned char *raw)
     return len;
 }
 
-static mp_status_t verify_signature(const mp_jwk_t *k, const char *input, size_t inlen, const char *sig64,
+static mp_status_t verify_signature(const jwt_key_t *k, const char *input, size_t inlen, const char *sig64,
                                     size_t siglen64)
 {
     unsigned char *sig = mp_xmalloc(3 * siglen64 / 4 + 3), *der = NULL;
@@ -534,7 +538,7 @@ mp_status_t mp_jwt_verify(mp_jwt_claims_t *out, const mp_jwks_t *keys, const cha
 {
     static const mp_jwt_verify_opts_t no_opts = {0};
     json_t *hdr = NULL, *payload = NULL;
-    const mp_jwk_t *key;
+    const jwt_key_t *key;
     mp_jwt_alg_t alg = 0;
     jwt_parts_t parts;
     mp_jwt_claims_t c;
@@ -667,13 +671,13 @@ static size_t b64url_len(size_t n)
     return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 }
 
-static size_t sig_len(const mp_jwk_t *k)
+static size_t sig_len(const jwt_key_t *k)
 {
     return k->alg == MP_JWT_ES256 ? 2 * JWT_EC_COORD : (size_t)EVP_PKEY_get_size(k->pkey);
 }
 
 /* Signs `in` into `out` (sig_len(k) bytes), converting ECDSA's DER to JWS R || S. */
-static bool sign_input(unsigned char *out, const mp_jwk_t *k, const char *in, size_t inlen)
+static bool sign_input(unsigned char *out, const jwt_key_t *k, const char *in, size_t inlen)
 {
     size_t derlen = (size_t)EVP_PKEY_get_size(k->pkey);
     unsigned char *der = mp_xmalloc(derlen);
@@ -686,8 +690,8 @@ static bool sign_input(unsigned char *out, const mp_jwk_t *k, const char *in, si
         EVP_DigestSign(md, der, &derlen, (const unsigned char *)in, inlen) != 1)
         goto cleanup;
     if (k->alg == MP_JWT_RS256) {
-        memcpy(out, der, derlen);
-        ok = derlen == sig_len(k);
+        if ((ok = derlen == sig_len(k)))
+            memcpy(out, der, derlen);
     } else if ((sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen)) != NULL) {
         ok = BN_bn2binpad(ECDSA_SIG_get0_r(sig), out, JWT_EC_COORD) == JWT_EC_COORD &&
              BN_bn2binpad(ECDSA_SIG_get0_s(sig), out + JWT_EC_COORD, JWT_EC_COORD) == JWT_EC_COORD;
@@ -757,7 +761,7 @@ static void set_b64_bn(json_t *obj, const char *name, const BIGNUM *bn, int pad)
 
 mp_status_t mp_jwt_signer_public_jwk(json_t **jwk, const mp_jwt_signer_t *s)
 {
-    const mp_jwk_t *k = &s->key;
+    const jwt_key_t *k = &s->key;
     bool rsa = k->alg == MP_JWT_RS256;
     json_t *obj = json_pack("{s:s, s:s, s:s, s:s}", "kty", rsa ? "RSA" : "EC", "kid", k->kid, "alg", alg_name(k->alg),
                             "use", "sig");

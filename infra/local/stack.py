@@ -1,0 +1,599 @@
+#!/usr/bin/env python3
+"""Local infrastructure for moonport: nats-server (JetStream), PostgreSQL, Redis.
+
+Stdlib only; uses the Debian packages (nats-server, postgresql-NN, redis-server),
+no Docker.  Two ways to use it:
+
+Library (test harness: temp dir, free ports, everything removed on stop)::
+
+    s = temp_stack(); s.start(); os.environ.update(s.env()); ...; s.stop()
+
+CLI (``make run``: persistent dir, fixed ports, servers stay up detached)::
+
+    python3 infra/local/stack.py up|down|status|env|psql --dir .run \\
+        [--nats-port 4222 --nats-http-port 8222 --pg-port 5433 --redis-port 6380]
+    python3 infra/local/stack.py selftest
+
+Layout under root: nats/ (nats.conf, nats.log, js/), pg/ (data/, sock/, postgres.log;
+may be a symlink into /var/tmp, see Stack._pg_area), redis/ (redis.conf, redis.log, AOF),
+pids/{nats,redis}.pid (postgres has data/postmaster.pid), stack.json, stack.env.  CLI
+ports: command line, else stack.json of the previous ``up``, else DEFAULT_PORTS.
+"""
+from __future__ import annotations
+
+import argparse, atexit, contextlib, glob, hashlib, json, os, shutil, signal, socket
+import subprocess, sys, tempfile, threading, time, urllib.request
+
+DEFAULT_PORTS = {"nats_port": 4222, "nats_http_port": 8222, "pg_port": 5433, "redis_port": 6380}
+STOP_GRACE = 10.0     # seconds between SIGTERM / pg_ctl stop and SIGKILL
+START_TIMEOUT = 30.0  # per server, until it answers
+PG_OS_USER = "postgres"  # OS user running postgres when we are root; also the superuser role
+DB_NAME = DB_USER = "moonport"
+HOST = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    """A server failed to start or stop; the message carries the relevant log tail."""
+
+
+# ----------------------------------------------------------------- helpers ---
+
+_port_lock = threading.Lock()
+_ports_handed_out: set[int] = set()
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1, never the same one twice per process."""
+    with _port_lock:
+        for _ in range(200):
+            with socket.socket() as s:
+                s.bind((HOST, 0))
+                port = s.getsockname()[1]
+            if port not in _ports_handed_out:
+                _ports_handed_out.add(port)
+                return port
+    raise StackError("could not find a free port")
+
+def _port_in_use(port: int) -> bool:
+    """True if something listens on 127.0.0.1:port (or a wildcard address) or accepts there."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT leftovers
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return True
+    return _tcp_ok(port)
+
+def _tcp_ok(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
+        return True
+    return False
+
+_no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # ignore http_proxy
+
+def _http_ok(url: str) -> bool:
+    with contextlib.suppress(Exception), _no_proxy.open(url, timeout=1) as r:
+        return r.status == 200
+    return False
+
+def redis_ping(port: int) -> bool:
+    """Send a RESP PING; True only on +PONG (not e.g. -LOADING while the AOF loads)."""
+    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1) as s:
+        s.sendall(b"*1\r\n$4\r\nPING\r\n")
+        return s.recv(64).startswith(b"+PONG")
+    return False
+
+def nats_info(port: int) -> str:
+    """Connect to NATS and return the INFO line the server sends first."""
+    buf = b""
+    with socket.create_connection((HOST, port), timeout=2) as s:
+        while b"\r\n" not in buf and (chunk := s.recv(4096)):
+            buf += chunk
+    return buf.split(b"\r\n", 1)[0].decode()
+
+def _find_exe(name: str, *fallbacks: str) -> str:
+    for cand in (shutil.which(name), *fallbacks):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    raise StackError(f"{name} not found (install the Debian package)")
+
+def pg_bindir() -> str:
+    """Newest /usr/lib/postgresql/<version>/bin that holds a postgres binary."""
+    dirs = [d for d in glob.glob("/usr/lib/postgresql/*/bin") if os.path.exists(d + "/postgres")]
+    if not dirs:
+        raise StackError("no PostgreSQL found under /usr/lib/postgresql/*/bin")
+    return max(dirs, key=lambda d: [int(x) if x.isdigit() else 0 for x in d.split("/")[-2].split(".")])
+
+def _as_pg_user(cmd: list) -> list:
+    """Prefix cmd with runuser -u postgres when we are root (postgres refuses to run as root)."""
+    runuser = [_find_exe("runuser", "/usr/sbin/runuser"), "-u", PG_OS_USER, "--"] if os.geteuid() == 0 else []
+    return runuser + cmd
+
+def _tail(path: str, offset: int = 0, lines: int = 30) -> str:
+    """Last lines of a log, counting only what was written after byte offset (this start)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError as e:
+        return f"(no log: {e})"
+    return f"--- {path} (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+def _alive(pid: int) -> bool:
+    """Process exists and is no zombie (a container's PID 1 may not reap orphans)."""
+    with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+def _is_ours(pid: int, program: str, cwd: str) -> bool:
+    """pid is alive, runs `program`, and its cwd is `cwd` (each server chdirs to its own dir)."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
+        return (program.encode() in f.read() and os.readlink(f"/proc/{pid}/cwd") == os.path.realpath(cwd)
+                and _alive(pid))
+    return False
+
+def _pids_in(cwd: str) -> list[int]:
+    """Live pids whose cwd is `cwd` (a postmaster and all its children chdir to the data dir)."""
+    real, found = os.path.realpath(cwd), []
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{d}/cwd") == real and _alive(int(d)):
+                found.append(int(d))
+    return found
+
+def _read_pid(path: str) -> int | None:
+    with contextlib.suppress(OSError, ValueError), open(path) as f:
+        return int(f.readline())
+    return None
+
+def _terminate(pid: int, proc: subprocess.Popen | None = None, grace: float = STOP_GRACE) -> None:
+    """SIGTERM pid (unless grace is 0), wait up to grace seconds, then SIGKILL its process
+    group (all three servers lead their own session) and wait for it to be gone."""
+    def gone(timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (proc.poll() is not None) if proc is not None else not _alive(pid):
+                return True
+            time.sleep(0.05)
+        return False
+    with contextlib.suppress(OSError):
+        if grace:
+            os.kill(pid, signal.SIGTERM)
+    if not gone(grace):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+        gone(5)
+
+def _clean_env() -> dict:
+    """os.environ without PG* variables that could redirect our clients and tools."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"PGCONNECT_TIMEOUT": "5"}
+
+def _has_c_utf8() -> bool:
+    """Is the C.UTF-8 locale installed (on Debian, libc-bin ships it)?"""
+    out = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout if shutil.which("locale") else ""
+    return "c.utf8" in out.lower().replace("-", "").split()
+
+
+# ------------------------------------------------------------------- stack ---
+
+class Stack:
+    """nats-server + PostgreSQL + Redis rooted at one directory.
+
+    persistent=False is test mode: fsync=off, no Redis persistence, NATS
+    monitoring on a free port, and stop() deletes root.  persistent=True keeps
+    and reuses data across runs (monitoring on 8222).  Nothing touches the
+    disk before start*(), so a Stack built in a fresh process can stop() what
+    another process started (via the pid files).
+    """
+
+    def __init__(self, root: str, nats_port: int, pg_port: int, redis_port: int,
+                 persistent: bool, nats_http_port: int | None = None):
+        self.root = os.path.abspath(root)
+        self.nats_port, self.pg_port, self.redis_port = nats_port, pg_port, redis_port
+        self.persistent = persistent
+        self.nats_http_port = nats_http_port or (DEFAULT_PORTS["nats_http_port"] if persistent else free_port())
+        self.nats_extra_conf = ""  # appended verbatim to nats.conf (accounts, authorization, ...)
+        self._procs: dict[str, subprocess.Popen] = {}
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def env(self) -> dict:
+        """Connection settings for tests (MP_TEST_*) and services (MOONPORT_*)."""
+        nats, redis = f"nats://{HOST}:{self.nats_port}", f"redis://{HOST}:{self.redis_port}"
+        pg = f"host={HOST} port={self.pg_port} dbname={DB_NAME} user={DB_USER}"
+        return {"MP_TEST_NATS_URL": nats, "MP_TEST_PG_DSN": pg, "MP_TEST_REDIS_URL": redis,
+                "MOONPORT_NATS_URL": nats, "MOONPORT_POSTGRES_DSN": pg, "MOONPORT_REDIS_URL": redis}
+
+    # -- whole stack ---------------------------------------------------------
+    def start(self) -> None:
+        """Start nats, postgres, redis (adopting ones already running) and wait until each answers.
+
+        On failure, what this call started is stopped again (non-persistent:
+        the whole stack including root) and StackError is raised.
+        """
+        if not self.persistent:  # no orphans if the harness dies with an exception
+            atexit.unregister(self.stop)
+            atexit.register(self.stop)
+        started = []
+        try:
+            for start, stop in ((self.start_nats, self.stop_nats), (self.start_postgres, self.stop_postgres),
+                                (self.start_redis, self.stop_redis)):
+                if start():
+                    started.append(stop)
+            with open(self.path("stack.json"), "w") as f:
+                json.dump({k: getattr(self, k) for k in DEFAULT_PORTS} | {"persistent": self.persistent},
+                          f, indent=1)
+            with open(self.path("stack.env"), "w") as f:
+                f.writelines(f"{k}={v}\n" for k, v in self.env().items())
+        except BaseException:  # includes KeyboardInterrupt
+            if not self.persistent:
+                self.stop()
+            else:
+                for stop in reversed(started):
+                    stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every server recorded under root; idempotent, works from a fresh process.
+
+        Non-persistent: also removes root and the /var/tmp postgres area if one was used.
+        """
+        errors = []
+        for stop in (self.stop_redis, self.stop_postgres, self.stop_nats):
+            try:
+                stop()
+            except Exception as e:  # keep stopping the others
+                errors.append(str(e))
+        if not self.persistent and os.path.isdir(self.root) and self.root.count("/") > 1:
+            area = os.path.realpath(self.path("pg"))
+            if os.path.islink(self.path("pg")) and area.startswith("/var/tmp/moonport-pg-"):
+                shutil.rmtree(area, ignore_errors=True)
+            shutil.rmtree(self.root, ignore_errors=True)
+        if errors:
+            raise StackError("; ".join(errors))
+
+    def status(self) -> list[tuple[str, int | None, bool, str]]:
+        """[(server, pid or None, answering?, url)] for nats-server, postgres, redis."""
+        e, nats, redis, pg = self.env(), self._pid("nats"), self._pid("redis"), self._pg_pid()
+        return [("nats-server", nats, bool(nats) and _tcp_ok(self.nats_port), e["MOONPORT_NATS_URL"]),
+                ("postgres", pg, bool(pg) and self._pg_ready(), e["MOONPORT_POSTGRES_DSN"]),
+                ("redis", redis, bool(redis) and redis_ping(self.redis_port), e["MOONPORT_REDIS_URL"])]
+
+    # -- nats and redis: plain child processes with our pid files ----------
+    def _pid(self, name: str) -> int | None:
+        """Pid of our running `name` server: own child, else the pid file if /proc confirms it."""
+        proc = self._procs.get(name)
+        if proc is not None and proc.poll() is None:
+            return proc.pid
+        pid = _read_pid(self.path("pids", f"{name}.pid"))
+        return pid if pid and _is_ours(pid, f"{name}-server", self.path(name)) else None
+
+    def _running(self, what: str, pid: int | None, answering, *ports: int) -> bool:
+        """True if `what` already runs (pid) and answers on our port; else ensure our ports are free."""
+        if pid:
+            if not answering():
+                raise StackError(f"{what} already runs (pid {pid}) but not on port {ports[0]}; stop it first")
+            return True
+        for port in ports:
+            if _port_in_use(port):
+                raise StackError(f"port {port} on {HOST} is already in use (stack {self.root})")
+        return False
+
+    def _launch(self, name: str, argv: list, log: str, ready) -> None:
+        """Popen argv detached (own session, cwd root/name, output to log), record pid, wait for ready()."""
+        os.makedirs(self.path("pids"), exist_ok=True)
+        offset = os.path.getsize(log) if os.path.exists(log) else 0
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, cwd=self.path(name), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self._procs[name] = proc
+        with open(self.path("pids", f"{name}.pid"), "w") as f:
+            f.write(f"{proc.pid}\n")
+        deadline = time.monotonic() + START_TIMEOUT
+        try:
+            while not ready():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    why = f"did not answer within {START_TIMEOUT:.0f}s" if proc.returncode is None \
+                        else f"exited with code {proc.returncode} during startup"
+                    raise StackError(f"{name} {why}\n" + _tail(log, offset))
+                time.sleep(0.05)
+        except BaseException:
+            self._stop(name)
+            raise
+
+    def _stop(self, name: str) -> None:
+        pid = self._pid(name)
+        if pid:
+            _terminate(pid, self._procs.get(name))
+        self._procs.pop(name, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path("pids", f"{name}.pid"))
+
+    def start_nats(self) -> bool:
+        """Start nats-server with JetStream (config root/nats/nats.conf); False if already running."""
+        d = self.path("nats")
+        os.makedirs(os.path.join(d, "js"), exist_ok=True)
+        if self._running("nats-server", self._pid("nats"), lambda: _tcp_ok(self.nats_port),
+                         self.nats_port, self.nats_http_port):
+            return False
+        conf, log = os.path.join(d, "nats.conf"), os.path.join(d, "nats.log")
+        with open(conf, "w") as f:
+            f.write(f"# generated by infra/local/stack.py on every start; extend via Stack.nats_extra_conf\n"
+                    f"listen: {HOST}:{self.nats_port}\nhttp: {HOST}:{self.nats_http_port}\n"
+                    f"max_payload: 8MB\nlog_file: {json.dumps(log)}\n"
+                    f"jetstream {{\n  store_dir: {json.dumps(os.path.join(d, 'js'))}\n"
+                    f"  max_memory_store: 256MB\n  max_file_store: 2GB\n}}\n{self.nats_extra_conf}\n")
+        exe = _find_exe("nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server")
+        health = f"http://{HOST}:{self.nats_http_port}/healthz?js-enabled-only=true"
+        self._launch("nats", [exe, "-c", conf], log, lambda: _tcp_ok(self.nats_port) and _http_ok(health))
+        return True
+
+    def stop_nats(self) -> None:
+        """SIGTERM nats-server (SIGKILL after STOP_GRACE); no-op if not running."""
+        self._stop("nats")
+
+    def start_redis(self) -> bool:
+        """Start redis-server (config root/redis/redis.conf); False if already running."""
+        d = self.path("redis")
+        os.makedirs(d, exist_ok=True)
+        if self._running("redis-server", self._pid("redis"), lambda: redis_ping(self.redis_port), self.redis_port):
+            return False
+        conf, log = os.path.join(d, "redis.conf"), os.path.join(d, "redis.log")
+        with open(conf, "w") as f:
+            f.write(f"# generated by infra/local/stack.py on every start\n"
+                    f"bind {HOST}\nport {self.redis_port}\ndir {json.dumps(d)}\ndaemonize no\n"
+                    f"logfile {json.dumps(log)}\n"
+                    + ("appendonly yes\n" if self.persistent else 'save ""\nappendonly no\n'))
+        exe = _find_exe("redis-server", "/usr/bin/redis-server")
+        self._launch("redis", [exe, conf], log, lambda: redis_ping(self.redis_port))
+        return True
+
+    def stop_redis(self) -> None:
+        """SIGTERM redis-server (SIGKILL after STOP_GRACE); no-op if not running."""
+        self._stop("redis")
+
+    # -- PostgreSQL: managed by pg_ctl -----------------------------------------
+    def _pg_area(self, create: bool = False) -> str:
+        """Real path of the postgres area holding data/, sock/ and postgres.log.
+
+        Normally root/pg.  When we are root and the postgres user cannot
+        traverse root (e.g. it is under /root), the area is
+        /var/tmp/moonport-pg-<sha1(root)[:12]> and root/pg a symlink to it.
+        """
+        link = self.path("pg")
+        if create:
+            os.makedirs(self.root, exist_ok=True)  # `test -x` below needs it
+        if os.path.lexists(link) or not create:
+            area = os.path.realpath(link)
+        elif os.geteuid() == 0 and subprocess.run(_as_pg_user(["test", "-x", self.root]), cwd="/").returncode:
+            area = "/var/tmp/moonport-pg-" + hashlib.sha1(self.root.encode()).hexdigest()[:12]
+            print(f"stack: {PG_OS_USER} cannot access {self.root}; postgres data in {area} "
+                  f"(symlinked from {link})", file=sys.stderr)
+            os.makedirs(area, exist_ok=True)
+            os.symlink(area, link)
+        else:
+            area = link
+        if create:
+            os.makedirs(os.path.join(area, "sock"), exist_ok=True)
+            for p in (area, os.path.join(area, "sock")):
+                os.chmod(p, 0o700)
+                if os.geteuid() == 0:
+                    shutil.chown(p, PG_OS_USER, PG_OS_USER)
+        return area
+
+    def _pg(self, tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run a PostgreSQL server tool (initdb, pg_ctl), as the postgres OS user when we are root."""
+        return subprocess.run(_as_pg_user([os.path.join(pg_bindir(), tool), *args]), cwd="/", env=_clean_env(),
+                              capture_output=True, text=True, timeout=timeout, start_new_session=True)
+
+    def _pg_pid(self) -> int | None:
+        """Postmaster pid from data/postmaster.pid if that process is really our postgres."""
+        data = os.path.join(self._pg_area(), "data")
+        pid = _read_pid(os.path.join(data, "postmaster.pid"))
+        return pid if pid and _is_ours(pid, "postgres", data) else None
+
+    def _pg_ready(self) -> bool:
+        return subprocess.run([os.path.join(pg_bindir(), "pg_isready"), "-q", "-h", HOST, "-p", str(self.pg_port),
+                               "-U", PG_OS_USER, "-d", "postgres", "-t", "2"], env=_clean_env()).returncode == 0
+
+    def start_postgres(self) -> bool:
+        """initdb on first use, pg_ctl start, ensure role/db moonport + pg_trgm; False if already running."""
+        area = self._pg_area(create=True)
+        data, log, sock = (os.path.join(area, x) for x in ("data", "postgres.log", "sock"))
+        if self._running("postgres", self._pg_pid(), self._pg_ready, self.pg_port):
+            return False
+        if not os.path.exists(os.path.join(data, "PG_VERSION")):
+            shutil.rmtree(data, ignore_errors=True)  # leftover of an interrupted initdb
+            r = self._pg("initdb", "-D", data, "-U", PG_OS_USER, "--auth=trust", "-E", "UTF8",
+                         "--locale=" + ("C.UTF-8" if _has_c_utf8() else "C"),
+                         *([] if self.persistent else ["--no-sync"]))
+            if r.returncode:
+                raise StackError(f"initdb failed ({r.returncode}):\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+            with open(os.path.join(data, "postgresql.conf"), "a") as f:
+                f.write("\ninclude_if_exists = 'moonport.conf'  # written by infra/local/stack.py\n")
+        conf = os.path.join(data, "moonport.conf")
+        with open(conf, "w") as f:  # rewritten on every start: the port may change
+            f.write(f"# generated by infra/local/stack.py on every start\n"
+                    f"listen_addresses = '{HOST}'\nport = {self.pg_port}\n"
+                    # unix socket paths are limited to 107 bytes; we only need TCP anyway
+                    f"unix_socket_directories = '{sock if len(sock) < 90 else ''}'\n"
+                    f"max_connections = 200\nshared_buffers = 128MB\n"
+                    f"fsync = {'on' if self.persistent else 'off'}\n")
+        if os.geteuid() == 0:
+            shutil.chown(conf, PG_OS_USER, PG_OS_USER)
+        if not _pids_in(data):  # lock files are stale (postmaster killed, maybe an unreaped zombie)
+            for lock in glob.glob(data + "/postmaster.pid") + glob.glob(sock + "/.s.PGSQL.*"):
+                os.unlink(lock)
+        offset = os.path.getsize(log) if os.path.exists(log) else 0
+        r = self._pg("pg_ctl", "start", "-D", data, "-l", log, "-w", "-t", str(int(START_TIMEOUT)))
+        try:
+            if r.returncode:
+                raise StackError(f"pg_ctl start failed ({r.returncode}): {r.stdout.strip()} "
+                                 f"{r.stderr.strip()}\n" + _tail(log, offset))
+            deadline = time.monotonic() + START_TIMEOUT
+            while not self._pg_ready():
+                if time.monotonic() > deadline:
+                    raise StackError(f"postgres not ready on port {self.pg_port}\n" + _tail(log, offset))
+                time.sleep(0.1)
+            self.psql(f"""
+SELECT 'CREATE ROLE {DB_USER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DB_USER}')\\gexec
+SELECT 'CREATE DATABASE {DB_NAME} OWNER {DB_USER}'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DB_NAME}')\\gexec
+\\connect {DB_NAME}
+CREATE EXTENSION IF NOT EXISTS pg_trgm;""", superuser=True, dbname="postgres")
+        except BaseException:
+            self.stop_postgres()
+            raise
+        return True
+
+    def stop_postgres(self) -> None:
+        """pg_ctl stop -m fast; if that fails within STOP_GRACE, SIGKILL postmaster and backends."""
+        pid = self._pg_pid()
+        if pid:
+            self._pg("pg_ctl", "stop", "-D", os.path.join(self._pg_area(), "data"), "-m", "fast",
+                     "-w", "-t", str(int(STOP_GRACE)), timeout=STOP_GRACE + 10)
+            for p in _pids_in(os.path.join(self._pg_area(), "data")) if _alive(pid) else []:
+                _terminate(p, grace=0)  # postmaster and backends (each in its own session)
+
+    def psql(self, sql: str, superuser: bool = False, dbname: str = DB_NAME) -> str:
+        """Run sql (may be several statements) via psql as role moonport; return stdout.
+
+        psql runs with -X -q -A -t -v ON_ERROR_STOP=1, so "select 1" returns
+        "1\\n".  superuser=True connects as postgres.  Raises StackError on error.
+        """
+        cmd = [os.path.join(pg_bindir(), "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+               "-h", HOST, "-p", str(self.pg_port), "-U", PG_OS_USER if superuser else DB_USER,
+               "-d", dbname, "-f", "-"]
+        r = subprocess.run(cmd, input=sql, capture_output=True, text=True, env=_clean_env(), timeout=120)
+        if r.returncode:
+            raise StackError(f"psql failed ({r.returncode}): {r.stderr.strip()}")
+        return r.stdout
+
+
+def temp_stack() -> Stack:
+    """Non-persistent Stack in a new temp dir with free ports; stop() removes the dir.
+
+    The dir is made 0755 (mkdtemp creates 0700) so the postgres user can use
+    root/pg directly instead of the /var/tmp fallback.
+    """
+    root = tempfile.mkdtemp(prefix="moonport-test-")
+    os.chmod(root, 0o755)
+    return Stack(root, free_port(), free_port(), free_port(), persistent=False)
+
+
+# ---------------------------------------------------------------- selftest ---
+
+def selftest() -> int:
+    """Start a temp stack, probe all three servers, restart each, check port clash and cleanup."""
+    def check(cond: bool, what: str) -> None:
+        print(("ok    " if cond else "FAIL  ") + what, flush=True)
+        if not cond:
+            raise SystemExit(1)
+
+    def timed(fn) -> float:
+        t0 = time.monotonic()
+        fn()
+        return time.monotonic() - t0
+
+    s = temp_stack()
+    check(True, f"start() took {timed(s.start):.2f}s (root {s.root})")
+    try:
+        check(s.psql("select 1") == "1\n", "postgres: select 1 as moonport")
+        check(s.psql("select similarity('moon', 'moon'), rolsuper from pg_roles where rolname = current_user")
+              == "1|f\n", "postgres: pg_trgm usable, moonport is no superuser")
+        check(redis_ping(s.redis_port), "redis: PING -> PONG")
+        info = nats_info(s.nats_port)
+        check(info.startswith("INFO ") and '"jetstream":true' in info, "nats: INFO line has jetstream:true")
+        s.psql("create table survivor(x int); insert into survivor values (42);")
+        for name, stop, start, up in (("postgres", s.stop_postgres, s.start_postgres, s._pg_ready),
+                                      ("nats", s.stop_nats, s.start_nats, lambda: _tcp_ok(s.nats_port)),
+                                      ("redis", s.stop_redis, s.start_redis, lambda: redis_ping(s.redis_port))):
+            t1, down, t2 = timed(stop), not up(), timed(start)
+            check(down and up(), f"{name}: stopped in {t1:.2f}s, restarted on the same port in {t2:.2f}s")
+        check(s.psql("select x from survivor") == "42\n" and '"jetstream":true' in nats_info(s.nats_port),
+              "postgres table survived the restart, nats came back with JetStream")
+        clash = temp_stack()
+        clash.redis_port = s.redis_port  # nats and postgres start, then redis must fail
+        try:
+            clash.start()
+            check(False, "port clash detected")
+        except StackError as e:
+            check(str(s.redis_port) in str(e) and not os.path.exists(clash.root)
+                  and not _tcp_ok(clash.nats_port) and not _tcp_ok(clash.pg_port),
+                  f"port clash -> StackError '{e}'; half-started stack cleaned up")
+        pids = [pid for _, pid, _, _ in s.status()]
+        t = timed(Stack(s.root, s.nats_port, s.pg_port, s.redis_port, persistent=False).stop)  # pid files only
+        check(all(pids) and not any(map(_alive, pids)) and not os.path.exists(s.root),
+              f"stop() by a fresh Stack (pid files only) in {t:.2f}s: pids {pids} gone, temp dir removed")
+    finally:
+        s.stop()
+    if os.geteuid() == 0:  # /var/tmp fallback when postgres cannot traverse root
+        hidden = tempfile.mkdtemp(prefix="moonport-test-")  # mode 0700
+        h = Stack(os.path.join(hidden, "stack"), free_port(), free_port(), free_port(), persistent=False)
+        try:
+            h.start_postgres()
+            area = os.path.realpath(h.path("pg"))
+            check(os.path.islink(h.path("pg")) and area.startswith("/var/tmp/moonport-pg-")
+                  and h.psql("select 1") == "1\n", f"postgres in {area} via symlink")
+        finally:
+            h.stop()
+            os.rmdir(hidden)
+        check(not os.path.exists(area), "/var/tmp area removed")
+    print("selftest passed")
+    return 0
+
+
+# --------------------------------------------------------------------- CLI ---
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; see the module docstring.  `status` exits 3 unless all three answer."""
+    ap = argparse.ArgumentParser(description="moonport local infrastructure (nats, postgres, redis)")
+    ap.add_argument("cmd", choices=["up", "down", "status", "env", "psql", "selftest"])
+    ap.add_argument("--dir", default=".run", help="persistent stack directory (default .run)")
+    for key, default in DEFAULT_PORTS.items():
+        ap.add_argument("--" + key.replace("_", "-"), type=int, dest=key,
+                        help=f"default: previous up's, else {default}")
+    args = ap.parse_args(argv)
+    if args.cmd == "selftest":
+        return selftest()
+    try:
+        with open(os.path.join(args.dir, "stack.json")) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        saved = {}
+    s = Stack(args.dir, persistent=True,
+              **{k: getattr(args, k) or saved.get(k) or v for k, v in DEFAULT_PORTS.items()})
+    show = lambda *parts: os.path.join(args.dir, *parts)  # noqa: E731 -- paths as the user wrote --dir
+    if args.cmd == "up":
+        try:
+            s.start()
+        except StackError as e:
+            print(f"stack: {e}", file=sys.stderr)
+            return 1
+        e = s.env()
+        print(f"nats-server  {e['MOONPORT_NATS_URL']}  (JetStream, monitoring http://{HOST}:"
+              f"{s.nats_http_port}, logs: {show('nats', 'nats.log')})")
+        print(f"postgres     {e['MOONPORT_POSTGRES_DSN']}  (PostgreSQL {pg_bindir().split('/')[-2]}, "
+              f"logs: {show('pg', 'postgres.log')})")
+        print(f"redis        {e['MOONPORT_REDIS_URL']}  (appendonly, logs: {show('redis', 'redis.log')})")
+        print(f"env          {show('stack.env')}")
+    elif args.cmd == "down":
+        s.stop()
+        print(f"stack in {args.dir} stopped")
+    elif args.cmd == "status":
+        rows = s.status()
+        for name, pid, ok, url in rows:
+            state = f"running  pid {pid:<7}" if pid else "stopped" + " " * 13
+            print(f"{name:<12} {state} {url}" + ("  (NOT ANSWERING)" if pid and not ok else ""))
+        return 0 if all(pid and ok for _, pid, ok, _ in rows) else 3
+    elif args.cmd == "env":
+        print("".join(f"{k}={v}\n" for k, v in s.env().items()), end="")
+    elif args.cmd == "psql":
+        psql = os.path.join(pg_bindir(), "psql")
+        os.execve(psql, [psql, "-h", HOST, "-p", str(s.pg_port), "-U", DB_USER, "-d", DB_NAME], _clean_env())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
