@@ -253,13 +253,13 @@ static bool parse_scaled(const char *s, const char *const *names, const int64_t 
 
 int64_t mp_cfg_duration_ms(mp_cfg_t *c, const char *key, int64_t def, int64_t min, int64_t max)
 {
-    static const char *names[] = {"", "ms", "s", "m", "h"};
-    static const int64_t factors[] = {1, 1, 1000, 60000, 3600000};
+    static const char *names[] = {"", "ms", "s", "m", "h", "d"};
+    static const int64_t factors[] = {1, 1, 1000, 60000, 3600000, 86400000};
     source_t src;
     int64_t v;
     if (!lookup(c, key, &src))
         return def;
-    if (!parse_scaled(src.text, names, factors, 5, &v) || v < min || v > max) {
+    if (!parse_scaled(src.text, names, factors, 6, &v) || v < min || v > max) {
         errorf(c, &src, key, "expected a duration from %lldms to %lldms (like 250ms, 3s, 15m), got \"%s\"",
                (long long)min, (long long)max, src.text);
         return def;

@@ -45,7 +45,7 @@ int64_t mp_cfg_int(mp_cfg_t *cfg, const char *key, int64_t def, int64_t min, int
 bool mp_cfg_bool(mp_cfg_t *cfg, const char *key, bool def);
 /** A number. */
 double mp_cfg_double(mp_cfg_t *cfg, const char *key, double def, double min, double max);
-/** A duration in milliseconds: an integer with a unit ms, s, m or h ("250ms", "3s"); a bare integer is ms. */
+/** A duration in milliseconds: an integer with a unit ms, s, m, h or d ("250ms", "3s"); a bare integer is ms. */
 int64_t mp_cfg_duration_ms(mp_cfg_t *cfg, const char *key, int64_t def_ms, int64_t min_ms, int64_t max_ms);
 /** A size in bytes: an integer with an optional unit k/KiB, m/MiB, g/GiB (powers of 1024) or B. */
 int64_t mp_cfg_size(mp_cfg_t *cfg, const char *key, int64_t def, int64_t min, int64_t max);

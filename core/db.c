@@ -1,0 +1,470 @@
+/*
+ * db.c: the libpq connection pool, parameterised execution and SQLSTATE
+ * mapping (see mp/db.h; migrations are in db_migrate.c).
+ *
+ * The pool is a fixed array of slots under one mutex. A checked-out slot
+ * belongs to one thread, which alone touches its PGconn, so libpq runs
+ * outside the lock; only the slot's `pg` pointer and `busy` flag change
+ * under it (for mp_db_stats()). Connections are made lazily with our own
+ * deadline around PQconnectPoll: libpq's connect_timeout has a 2 s floor and
+ * only applies to its blocking connect. A connection that failed is marked
+ * broken and replaced at its next checkout, and so is an idle one whose
+ * socket turned readable (the server closed it, or sent a FATAL first), so
+ * a Postgres restart costs errors only while it is down.
+ *
+ * Values only ever travel as PQexecParams parameters. The one plain PQexec
+ * runs migration files, which are code from the repository.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "mp/alloc.h"
+#include "mp/db.h"
+#include "mp/log.h"
+#include "db_int.h"
+
+struct mp_db_conn {
+    mp_db_t *db;
+    PGconn *pg;
+    bool busy;   /* checked out; under db->mu */
+    bool in_tx;  /* BEGIN seen without COMMIT/ROLLBACK; owner thread only */
+    bool broken; /* replace at next checkout; owner thread only */
+};
+
+struct mp_db {
+    char *dsn, *password, *dsn_password, *app_name;
+    char options[64];
+    int pool_size, connect_timeout_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    mp_db_conn_t *slots;
+};
+
+struct mp_db_res {
+    PGresult *pg;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libpq's messages end in a newline and, on principle, must not carry a password even if some future version
+ * echoes connection parameters: cut the one, mask the other. */
+static void clean_msg(char *out, size_t outsz, const char *msg, const char *secret)
+{
+    size_t n = 0, slen = secret && *secret ? strlen(secret) : 0;
+    while (*msg && n + 4 < outsz) {
+        if (slen && strncmp(msg, secret, slen) == 0) {
+            memcpy(out + n, "***", 3);
+            n += 3;
+            msg += slen;
+        } else {
+            out[n++] = *msg == '\n' || *msg == '\t' ? ' ' : *msg;
+            msg++;
+        }
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+static void on_notice(void *arg, const PGresult *r)
+{
+    /* libpq prints notices ("schema ... already exists, skipping") to stderr by default; our stderr is JSON lines */
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    bool warn = sev && strcmp(sev, "WARNING") == 0;
+    mp_log_kv(warn ? MP_LOG_WARN : MP_LOG_DEBUG, NULL, "postgres notice", "severity", sev, "message", msg, NULL);
+}
+
+static mp_status_t connect_pg(PGconn **out, mp_db_t *db, int timeout_ms)
+{
+    /* dbname comes first and is expanded (conninfo or URL); the entries after it override the DSN's. No
+     * connect_timeout: libpq applies it only to its blocking connect, and the poll loop below keeps the deadline. */
+    const char *kw[] = {"dbname", "password", "application_name", "options", NULL};
+    const char *val[] = {db->dsn, db->password, db->app_name, db->options, NULL};
+    char msg[512];
+    int64_t deadline = now_ms() + timeout_ms;
+    PGconn *pg = PQconnectStartParams(kw, val, 1);
+    if (pg == NULL)
+        return mp_err_set(MP_ENOMEM, "db: out of memory connecting");
+    /* a fresh connection behaves as if PQconnectPoll had last answered WRITING */
+    PostgresPollingStatusType ps = PQstatus(pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+    while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
+        struct pollfd p = {.fd = PQsocket(pg), .events = ps == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        int64_t left = deadline - now_ms();
+        int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (n == 0) {
+            PQfinish(pg);
+            return mp_err_set(MP_EUNAVAIL, "db: connect timed out after %d ms", timeout_ms);
+        }
+        if (n < 0 && errno != EINTR)
+            break;
+        ps = PQconnectPoll(pg);
+    }
+    if (ps != PGRES_POLLING_OK) {
+        clean_msg(msg, sizeof(msg), PQerrorMessage(pg), db->password ? db->password : db->dsn_password);
+        PQfinish(pg);
+        return mp_err_set(MP_EUNAVAIL, "db: connect: %s", msg);
+    }
+    PQsetNoticeReceiver(pg, on_notice, NULL);
+    *out = pg;
+    return MP_OK;
+}
+
+mp_status_t mp_db_create(mp_db_t **out, const mp_db_opts_t *opts)
+{
+    char *err = NULL;
+    PQconninfoOption *ci = PQconninfoParse(opts->dsn ? opts->dsn : "", &err);
+    if (ci == NULL) {
+        /* the parser's message may quote the DSN, password included: do not pass it on */
+        mp_status_t st = err ? MP_EINVAL : MP_ENOMEM;
+        PQfreemem(err);
+        return mp_err_set(st, "db: dsn is not a valid conninfo string or URL");
+    }
+    mp_db_t *db = mp_xcalloc(1, sizeof(*db));
+    for (PQconninfoOption *o = ci; o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
+            db->dsn_password = mp_xstrdup(o->val);
+    PQconninfoFree(ci);
+    db->dsn = mp_xstrdup(opts->dsn);
+    db->password = mp_xstrdup(opts->password);
+    db->app_name = mp_xstrdup(opts->app_name);
+    db->pool_size = opts->pool_size > 0 ? opts->pool_size : 4;
+    db->connect_timeout_ms = (opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 3) * 1000;
+    int st_ms = opts->statement_timeout_ms == 0  ? 5000
+                : opts->statement_timeout_ms < 0 ? 0
+                                                 : opts->statement_timeout_ms;
+    snprintf(db->options, sizeof(db->options), "-c statement_timeout=%d", st_ms);
+    db->slots = mp_xcalloc((size_t)db->pool_size, sizeof(*db->slots));
+    for (int i = 0; i < db->pool_size; i++)
+        db->slots[i].db = db;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&db->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&db->mu, NULL);
+    *out = db;
+    return MP_OK;
+}
+
+void mp_db_destroy(mp_db_t *db)
+{
+    if (db == NULL)
+        return;
+    for (int i = 0; i < db->pool_size; i++) {
+        assert(!db->slots[i].busy && "mp_db_destroy with a connection still checked out");
+        PQfinish(db->slots[i].pg);
+    }
+    pthread_mutex_destroy(&db->mu);
+    pthread_cond_destroy(&db->cv);
+    free(db->slots);
+    free(db->dsn);
+    free(db->password);
+    free(db->dsn_password);
+    free(db->app_name);
+    free(db);
+}
+
+static void drop_pg(mp_db_conn_t *c)
+{
+    pthread_mutex_lock(&c->db->mu);
+    PGconn *pg = c->pg;
+    c->pg = NULL;
+    pthread_mutex_unlock(&c->db->mu);
+    PQfinish(pg);
+}
+
+/* Idle connections have nothing to read: a readable socket means EOF, or a FATAL the server sent before closing. */
+static bool idle_conn_ok(PGconn *pg)
+{
+    struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+    return PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE && p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
+static mp_status_t acquire(mp_db_conn_t **out, mp_db_t *db, int wait_ms, int connect_ms)
+{
+    mp_db_conn_t *c = NULL;
+    int64_t deadline = now_ms() + (wait_ms > 0 ? wait_ms : 0);
+    struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+    pthread_mutex_lock(&db->mu);
+    for (;;) {
+        /* prefer a slot that already holds a connection */
+        for (int i = 0; i < db->pool_size; i++)
+            if (!db->slots[i].busy && (c == NULL || (c->pg == NULL && db->slots[i].pg)))
+                c = &db->slots[i];
+        if (c || now_ms() >= deadline)
+            break;
+        pthread_cond_timedwait(&db->cv, &db->mu, &ts);
+    }
+    if (c)
+        c->busy = true;
+    pthread_mutex_unlock(&db->mu);
+    if (c == NULL)
+        return mp_err_set(MP_ETIMEDOUT, "db: no free connection within %d ms (pool of %d)", wait_ms, db->pool_size);
+
+    if (c->pg && !idle_conn_ok(c->pg)) /* release already dropped broken ones */
+        drop_pg(c);
+    c->broken = c->in_tx = false;
+    if (c->pg == NULL) {
+        PGconn *pg;
+        mp_status_t st = connect_pg(&pg, db, connect_ms);
+        pthread_mutex_lock(&db->mu);
+        if (st == MP_OK) {
+            c->pg = pg;
+        } else {
+            c->busy = false; /* left empty: the next checkout tries again */
+            pthread_cond_signal(&db->cv);
+        }
+        pthread_mutex_unlock(&db->mu);
+        if (st != MP_OK)
+            return st;
+    }
+    *out = c;
+    return MP_OK;
+}
+
+mp_status_t mp_db_acquire(mp_db_conn_t **out, mp_db_t *db, int timeout_ms)
+{
+    return acquire(out, db, timeout_ms, db->connect_timeout_ms);
+}
+
+void mp_db_release(mp_db_conn_t *conn)
+{
+    if (conn == NULL)
+        return;
+    mp_db_t *db = conn->db;
+    if (!conn->broken && (conn->in_tx || PQtransactionStatus(conn->pg) != PQTRANS_IDLE))
+        mp_db_rollback(conn);
+    if (conn->broken)
+        drop_pg(conn); /* free the server's backend now rather than at the next checkout */
+    pthread_mutex_lock(&db->mu);
+    conn->busy = false;
+    pthread_cond_signal(&db->cv);
+    pthread_mutex_unlock(&db->mu);
+}
+
+static bool sqlstate_is(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Maps a failed result (or none) to a status, marks the connection broken when it is lost, and records
+ * "sqlstate XXXXX: <primary message>" (never DETAIL, which quotes row values). */
+static mp_status_t map_error(mp_db_conn_t *c, const PGresult *r)
+{
+    char msg[512];
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (state == NULL) {
+        /* libpq's own failure (lost connection, out of memory, misuse): start over with a new connection */
+        c->broken = true;
+        clean_msg(msg, sizeof(msg), primary ? primary : PQerrorMessage(c->pg), NULL);
+        bool lost = r == NULL || PQstatus(c->pg) != CONNECTION_OK;
+        return mp_err_set(lost ? MP_EUNAVAIL : MP_EINTERNAL, "db: %s", *msg ? msg : "no result");
+    }
+    if (PQstatus(c->pg) != CONNECTION_OK || sqlstate_is(state, "08") || sqlstate_is(state, "57P0")) {
+        c->broken = true; /* 57P01-57P03: terminated, crash recovery, cannot connect now */
+        clean_msg(msg, sizeof(msg), primary ? primary : "", NULL);
+        return mp_err_set(MP_EUNAVAIL, "sqlstate %s: %s", state, msg);
+    }
+    /* data exceptions quote the offending input ('invalid input syntax for type integer: "abc"'): keep the
+     * message up to the quote so parameter values stay out of the logs */
+    clean_msg(msg, sizeof(msg), primary ? primary : "", NULL);
+    char *q = strstr(msg, ": \"");
+    if (sqlstate_is(state, "22") && q)
+        *q = '\0';
+    mp_status_t st = MP_EINTERNAL;
+    if (strcmp(state, "23505") == 0 || strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+        st = MP_ECONFLICT;
+    else if (sqlstate_is(state, "22") || strcmp(state, "23502") == 0 || strcmp(state, "23503") == 0 ||
+             strcmp(state, "23514") == 0)
+        st = MP_EINVAL;
+    else if (strcmp(state, "57014") == 0)
+        st = MP_ETIMEDOUT;
+    return mp_err_set(st, "sqlstate %s: %s", state, msg);
+}
+
+mp_status_t mp_db__check(mp_db_conn_t *c, PGresult *r)
+{
+    ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY)
+        return MP_OK;
+    mp_status_t st;
+    if (es == PGRES_FATAL_ERROR || es == PGRES_NONFATAL_ERROR) {
+        st = map_error(c, r);
+    } else {
+        /* COPY or a protocol error: the connection is in a state we do not drive */
+        c->broken = true;
+        st = mp_err_set(MP_EINTERNAL, "db: unexpected result %s", PQresStatus(es));
+    }
+    PQclear(r);
+    return st;
+}
+
+mp_status_t mp_db_exec(mp_db_res_t **res, mp_db_conn_t *conn, const char *sql, int nparams, const char *const *params)
+{
+    if (conn->broken)
+        return mp_err_set(MP_EUNAVAIL, "db: connection is broken; release it");
+    /* text parameters, text results: values never enter the SQL text */
+    PGresult *r = PQexecParams(conn->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    mp_status_t st = mp_db__check(conn, r);
+    if (st != MP_OK)
+        return st;
+    if (res) {
+        *res = mp_xmalloc(sizeof(**res));
+        (*res)->pg = r;
+    } else {
+        PQclear(r);
+    }
+    return MP_OK;
+}
+
+mp_status_t mp_db_exec_once(mp_db_res_t **res, mp_db_t *db, const char *sql, int nparams, const char *const *params)
+{
+    mp_db_conn_t *c;
+    /* no caller deadline here: wait for a slot as long as a connect may take */
+    mp_status_t st = mp_db_acquire(&c, db, mp_db__wait_ms(db));
+    if (st != MP_OK)
+        return st;
+    st = mp_db_exec(res, c, sql, nparams, params);
+    mp_db_release(c);
+    return st;
+}
+
+mp_status_t mp_db_begin(mp_db_conn_t *conn)
+{
+    mp_status_t st = mp_db_exec(NULL, conn, "BEGIN", 0, NULL);
+    if (st == MP_OK)
+        conn->in_tx = true;
+    return st;
+}
+
+mp_status_t mp_db_commit(mp_db_conn_t *conn)
+{
+    /* COMMIT of a transaction an earlier error aborted "succeeds": the server rolls back and answers with the
+     * command tag ROLLBACK, which PQresultStatus reports as PGRES_COMMAND_OK */
+    if (!conn->broken && PQtransactionStatus(conn->pg) == PQTRANS_INERROR) {
+        mp_db_rollback(conn);
+        return mp_err_set(MP_EINTERNAL, "db: commit of a transaction aborted by an earlier error; rolled back");
+    }
+    mp_status_t st = mp_db_exec(NULL, conn, "COMMIT", 0, NULL);
+    conn->in_tx = false;
+    return st;
+}
+
+void mp_db_rollback(mp_db_conn_t *conn)
+{
+    if (!conn->broken && mp_db_exec(NULL, conn, "ROLLBACK", 0, NULL) != MP_OK)
+        conn->broken = true; /* a connection that cannot roll back must not serve anyone else */
+    conn->in_tx = false;
+}
+
+int mp_db_rows(const mp_db_res_t *res)
+{
+    return PQntuples(res->pg);
+}
+
+long mp_db_affected(const mp_db_res_t *res)
+{
+    return atol(PQcmdTuples(res->pg)); /* "" for statements that change no rows */
+}
+
+const char *mp_db_get(const mp_db_res_t *res, int row, int col)
+{
+    /* libpq reports out-of-range indexes through the notice processor; check them here instead */
+    if (row < 0 || row >= PQntuples(res->pg) || col < 0 || col >= PQnfields(res->pg) || PQgetisnull(res->pg, row, col))
+        return NULL;
+    return PQgetvalue(res->pg, row, col);
+}
+
+const char *mp_db_getn(const mp_db_res_t *res, int row, const char *col)
+{
+    return mp_db_get(res, row, PQfnumber(res->pg, col));
+}
+
+void mp_db_res_free(mp_db_res_t *res)
+{
+    if (res == NULL)
+        return;
+    PQclear(res->pg);
+    free(res);
+}
+
+/* SELECT 1 that gives up at `deadline`, even on a connection whose server has stopped answering. */
+static mp_status_t select1_until(PGconn *pg, int64_t deadline)
+{
+    if (!PQsendQueryParams(pg, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0))
+        return MP_EUNAVAIL;
+    while (PQisBusy(pg)) {
+        struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+        int64_t left = deadline - now_ms();
+        if (left <= 0 || poll(&p, 1, (int)left) == 0 || !PQconsumeInput(pg))
+            return MP_EUNAVAIL;
+    }
+    bool ok = true;
+    PGresult *r;
+    while ((r = PQgetResult(pg)) != NULL) {
+        ok = ok && PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+    }
+    return ok ? MP_OK : MP_EUNAVAIL;
+}
+
+mp_status_t mp_db_ping(mp_db_t *db, int timeout_ms)
+{
+    if (timeout_ms <= 0)
+        timeout_ms = 1000;
+    int64_t deadline = now_ms() + timeout_ms;
+    int connect_ms = timeout_ms < db->connect_timeout_ms ? timeout_ms : db->connect_timeout_ms;
+    mp_db_conn_t *c = NULL;
+    PGconn *pg = NULL;
+    /* readiness must not depend on how busy the pool is: with no slot free, ask over a fresh connection */
+    mp_status_t st = acquire(&c, db, 0, connect_ms);
+    if (st == MP_ETIMEDOUT)
+        st = connect_pg(&pg, db, connect_ms);
+    if (st != MP_OK)
+        return st; /* MP_EUNAVAIL from the connect, with its reason */
+    st = select1_until(c ? c->pg : pg, deadline);
+    if (st != MP_OK)
+        mp_err_set(st, "db: ping failed within %d ms", timeout_ms);
+    if (c) {
+        c->broken = c->broken || st != MP_OK; /* the query may still be in flight */
+        mp_db_release(c);
+    }
+    PQfinish(pg);
+    return st;
+}
+
+void mp_db_stats(mp_db_t *db, int *open, int *busy)
+{
+    int o = 0, b = 0;
+    pthread_mutex_lock(&db->mu);
+    for (int i = 0; i < db->pool_size; i++) {
+        o += db->slots[i].pg != NULL;
+        b += db->slots[i].busy;
+    }
+    pthread_mutex_unlock(&db->mu);
+    *open = o;
+    *busy = b;
+}
+
+PGconn *mp_db__pg(mp_db_conn_t *conn)
+{
+    return conn->pg;
+}
+
+int mp_db__wait_ms(mp_db_t *db)
+{
+    return db->connect_timeout_ms;
+}

@@ -1,0 +1,239 @@
+/*
+ * gateway.c: the gateway role: reads its settings and routes, keeps Auth's
+ * keys and revocations current, and runs the public HTTP server whose loop
+ * threads each own a bus loop for non-blocking NATS calls.
+ *
+ * Keys and revocations arrive three ways: a fetch at start and every 30 s
+ * from a small sync thread (it may block: it is not a loop thread), a
+ * refresh on an unknown kid (auth.c), and the revocation events Auth
+ * publishes, which a plain subscription applies within milliseconds.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "mp/alloc.h"
+#include "mp/bus.h"
+#include "mp/json.h"
+#include "mp/log.h"
+#include "mp/service.h"
+#include "gateway.h"
+
+#define SYNC_INTERVAL_MS 30000
+
+gw_t gw_state;
+
+static struct {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, started;
+    natsSubscription *revocations;
+} sync_thread = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+mp_status_t gw_keys_install(gw_t *gw, const char *json, size_t len)
+{
+    mp_jwks_t *keys = NULL;
+    mp_status_t st = mp_jwks_parse(&keys, json, len);
+    if (st != MP_OK)
+        return st;
+    mp_log(MP_LOG_INFO, NULL, "installed %zu signing keys from auth", mp_jwks_count(keys));
+    gw_keys_set(gw->keys, keys);
+    return MP_OK;
+}
+
+/* {"session_id": "...", "until": 1700000000} from an event's data or a revocations list item */
+static void apply_revocation(gw_t *gw, const json_t *item)
+{
+    const char *sid = mp_json_str(item, "session_id");
+    json_t *until = json_object_get(item, "until");
+    if (sid && json_is_integer(until))
+        gw_keys_revoke(gw->keys, sid, json_integer_value(until));
+}
+
+static void on_revoked_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    json_t *ev = NULL;
+    if (mp_json_parse(&ev, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg)) == MP_OK) {
+        apply_revocation(closure, json_object_get(ev, "data"));
+        json_decref(ev);
+    }
+    natsMsg_Destroy(msg);
+}
+
+static void sync_once(gw_t *gw)
+{
+    mp_msg_t *reply = NULL;
+    mp_bus_call_t jwks = {.subject = "auth.v1.jwks", .body = "{}", .len = 2, .timeout_ms = 2000};
+    if (mp_bus_request(&reply, gw->bus, &jwks) == MP_OK && mp_msg_status(reply) == 200 &&
+        gw_keys_install(gw, mp_msg_data(reply), mp_msg_len(reply)) != MP_OK)
+        mp_log_kv(MP_LOG_ERROR, NULL, "auth served an unusable JWKS", "error", mp_err_get(), NULL);
+    mp_msg_destroy(reply);
+    reply = NULL;
+
+    mp_bus_call_t rev = {.subject = "auth.v1.revocations", .body = "{}", .len = 2, .timeout_ms = 2000};
+    json_t *list = NULL;
+    if (mp_bus_request(&reply, gw->bus, &rev) == MP_OK && mp_msg_status(reply) == 200 &&
+        mp_json_parse(&list, mp_msg_data(reply), mp_msg_len(reply)) == MP_OK) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(json_object_get(list, "items"), i, item) apply_revocation(gw, item);
+    }
+    json_decref(list);
+    mp_msg_destroy(reply);
+}
+
+static void *sync_main(void *arg)
+{
+    gw_t *gw = arg;
+    mp_log_set_thread_service("gateway");
+    pthread_mutex_lock(&sync_thread.mu);
+    while (!sync_thread.stop) {
+        pthread_mutex_unlock(&sync_thread.mu);
+        sync_once(gw);
+        pthread_mutex_lock(&sync_thread.mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        /* quickly at first (auth may still be starting), then every 30 s */
+        mp_jwks_t *have = gw_keys_get(gw->keys);
+        until.tv_sec += have ? SYNC_INTERVAL_MS / 1000 : 1;
+        mp_jwks_release(have);
+        pthread_cond_timedwait(&sync_thread.cv, &sync_thread.mu, &until);
+    }
+    pthread_mutex_unlock(&sync_thread.mu);
+    return NULL;
+}
+
+/* ---- HTTP server hooks ------------------------------------------------------------ */
+
+static void configure_http(void *arg, h2o_globalconf_t *conf, h2o_hostconf_t *host)
+{
+    mp_http_register(host, "/", 0, gw_proxy_on_req);
+}
+
+static void on_thread_start(void *arg, mp_http_thread_t *t)
+{
+    gw_t *gw = arg;
+    gw_thread_t *th = mp_xcalloc(1, sizeof(*th));
+    th->gw = gw;
+    h2o_linklist_init_anchor(&th->key_waiters);
+    if (mp_bus_loop_create(&th->bl, gw->bus, &t->loop, t->ctx.queue) != MP_OK) {
+        mp_log_kv(MP_LOG_FATAL, NULL, "cannot create the bus loop", "error", mp_err_get(), NULL);
+        abort();
+    }
+    t->user = th;
+}
+
+static void on_thread_stop(void *arg, mp_http_thread_t *t)
+{
+    gw_thread_t *th = t->user;
+    mp_bus_loop_destroy(th->bl);
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+    free(th);
+    t->user = NULL;
+}
+
+/* ---- the role ----------------------------------------------------------------------- */
+
+static void gateway_configure(mp_svc_t *svc, mp_cfg_t *cfg)
+{
+    gw_t *gw = &gw_state;
+    gw->listen = mp_cfg_str(cfg, "gateway.listen", "0.0.0.0:8080");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    gw->threads = (int)mp_cfg_int(cfg, "gateway.threads", cpus > 0 ? cpus : 2, 1, 256);
+    gw->routes_file = mp_cfg_str(cfg, "gateway.routes_file", "config/routes.yaml");
+    gw->idle_timeout_ms = (int)mp_cfg_duration_ms(cfg, "gateway.idle_timeout", 30000, 1000, 3600000);
+    gw->tls_cert = mp_cfg_str(cfg, "gateway.tls.cert_file", NULL);
+    gw->tls_key = mp_cfg_str(cfg, "gateway.tls.key_file", NULL);
+    gw->issuer = mp_cfg_str(cfg, "jwt.issuer", "moonport");
+    gw->audience = mp_cfg_str(cfg, "jwt.audience", "moonport-api");
+    gw->leeway_s = (int)(mp_cfg_duration_ms(cfg, "jwt.leeway", 60000, 0, 60000) / 1000);
+}
+
+static mp_status_t gateway_init(mp_svc_t *svc)
+{
+    gw_t *gw = &gw_state;
+    mp_yaml_doc_t *doc = NULL;
+    mp_status_t st = mp_yaml_load_file(&doc, gw->routes_file);
+    if (st != MP_OK)
+        return st;
+    st = gw_routes_load(&gw->routes, doc);
+    mp_yaml_destroy(doc);
+    if (st != MP_OK) {
+        gw_routes_dispose(&gw->routes);
+        return st;
+    }
+    gw->bus = mp_svc_bus(svc);
+    gw->keys = gw_keys_create();
+    gw->m_requests = mp_metrics_counter("moonport_http_requests_total", "HTTP requests answered by the gateway",
+                                        "route,method,status");
+    gw->m_duration = mp_metrics_histogram("moonport_http_request_duration_seconds",
+                                          "Time from request to response at the gateway", "route");
+    return MP_OK;
+}
+
+static mp_status_t gateway_start(mp_svc_t *svc)
+{
+    gw_t *gw = &gw_state;
+    natsStatus ns = natsConnection_Subscribe(&sync_thread.revocations, mp_bus_conn(gw->bus),
+                                             "events.auth.session_revoked", on_revoked_event, gw);
+    if (ns != NATS_OK)
+        return mp_bus__from_nats(ns);
+    sync_thread.stop = 0;
+    if (pthread_create(&sync_thread.tid, NULL, sync_main, gw) != 0)
+        return mp_err_set(MP_ENOMEM, "cannot start the key sync thread");
+    sync_thread.started = 1;
+    mp_http_opts_t o = {
+        .name = "gateway",
+        .listen = gw->listen,
+        .threads = gw->threads,
+        .max_body = (size_t)gw->routes.max_body + 1,
+        .idle_timeout_ms = gw->idle_timeout_ms,
+        .tls_cert = gw->tls_cert,
+        .tls_key = gw->tls_key,
+        .configure = configure_http,
+        .on_thread_start = on_thread_start,
+        .on_thread_stop = on_thread_stop,
+        .arg = gw,
+    };
+    mp_status_t st = mp_http_server_start(&gw->http, &o);
+    if (st == MP_OK)
+        mp_log_kv(MP_LOG_INFO, NULL, "gateway listening", "listen", gw->listen, NULL);
+    return st;
+}
+
+static void gateway_stop(mp_svc_t *svc)
+{
+    gw_t *gw = &gw_state;
+    mp_http_server_stop(gw->http, 10000);
+    gw->http = NULL;
+    if (sync_thread.started) {
+        pthread_mutex_lock(&sync_thread.mu);
+        sync_thread.stop = 1;
+        pthread_cond_signal(&sync_thread.cv);
+        pthread_mutex_unlock(&sync_thread.mu);
+        pthread_join(sync_thread.tid, NULL);
+        sync_thread.started = 0;
+    }
+    natsSubscription_Unsubscribe(sync_thread.revocations);
+}
+
+static void gateway_fini(mp_svc_t *svc)
+{
+    gw_t *gw = &gw_state;
+    natsSubscription_Destroy(sync_thread.revocations);
+    sync_thread.revocations = NULL;
+    gw_keys_destroy(gw->keys);
+    gw->keys = NULL;
+    gw_routes_dispose(&gw->routes);
+}
+
+static void gateway_reload(mp_svc_t *svc)
+{
+    if (gw_state.http && mp_http_server_reload_tls(gw_state.http) != MP_OK)
+        mp_log_kv(MP_LOG_ERROR, NULL, "TLS reload failed; the old certificate keeps serving", "error", mp_err_get(),
+                  NULL);
+}
+
+MP_SERVICE(gateway, .needs = MP_EDGE, .configure = gateway_configure, .init = gateway_init, .start = gateway_start,
+           .stop = gateway_stop, .fini = gateway_fini, .reload = gateway_reload);
