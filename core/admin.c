@@ -34,7 +34,7 @@ typedef struct page_handler {
 
 static check_t *checks, *checks_tail;
 static page_t *pages;
-static _Atomic int draining;
+static _Atomic int draining, started;
 static pthread_mutex_t ready_mu = PTHREAD_MUTEX_INITIALIZER;
 static mp_buf_t ready_cache;
 static int ready_cache_status;
@@ -63,6 +63,11 @@ void mp_admin_page(const char *path, mp_admin_page_cb cb, void *arg)
     pages = p;
 }
 
+void mp_admin_set_started(void)
+{
+    atomic_store(&started, 1);
+}
+
 void mp_admin_set_draining(void)
 {
     atomic_store(&draining, 1);
@@ -70,7 +75,7 @@ void mp_admin_set_draining(void)
 
 static int run_checks(mp_buf_t *out)
 {
-    int ok = !atomic_load(&draining);
+    int ok = !atomic_load(&draining) && atomic_load(&started);
     mp_buf_puts(out, "{\"checks\":{");
     for (check_t *c = checks; c; c = c->next) {
         mp_err_clear();
@@ -87,7 +92,11 @@ static int run_checks(mp_buf_t *out)
             mp_buf_puts(out, "\"");
         }
     }
-    mp_buf_printf(out, "},\"status\":\"%s\"}", atomic_load(&draining) ? "draining" : ok ? "ok" : "unavailable");
+    const char *status = atomic_load(&draining)   ? "draining"
+                         : !atomic_load(&started) ? "starting"
+                         : ok                     ? "ok"
+                                                  : "unavailable";
+    mp_buf_printf(out, "},\"status\":\"%s\"}", status);
     return ok ? 200 : 503;
 }
 
@@ -95,7 +104,8 @@ int mp_admin_readiness(mp_buf_t *out)
 {
     pthread_mutex_lock(&ready_mu);
     int64_t now = mp_now_ms();
-    if (ready_cache_at == 0 || now - ready_cache_at >= 1000 || atomic_load(&draining)) {
+    if (ready_cache_at == 0 || now - ready_cache_at >= 1000 || atomic_load(&draining) || !atomic_load(&started) ||
+        ready_cache_status != 200) {
         mp_buf_reset(&ready_cache);
         ready_cache_status = run_checks(&ready_cache);
         ready_cache_at = now;

@@ -5,6 +5,7 @@
  * single write(2): POSIX keeps such writes whole on pipes up to PIPE_BUF and
  * in practice on files, so concurrent threads never splice lines together.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,18 @@ static mp_log_level_t min_level = MP_LOG_INFO;
 static int log_fd = 2;
 static __thread const char *thread_service;
 static __thread mp_buf_t line;
+static pthread_key_t line_key; /* frees a thread's line buffer when the thread exits */
+static pthread_once_t line_once = PTHREAD_ONCE_INIT;
+
+static void free_line(void *p)
+{
+    mp_buf_dispose(p);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&line_key, free_line);
+}
 
 static const char *level_names[] = {"debug", "info", "warn", "error", "fatal"};
 
@@ -73,6 +86,10 @@ static void begin_line(mp_log_level_t lvl, const mp_log_ctx_t *ctx, const char *
     gmtime_r(&ts.tv_sec, &tm);
     strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
 
+    if (line.base == NULL) {
+        pthread_once(&line_once, make_key);
+        pthread_setspecific(line_key, &line);
+    }
     mp_buf_reset(&line);
     mp_buf_printf(&line, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\"", tbuf, ts.tv_nsec / 1000000, level_names[lvl]);
     put_field(&line, "service", thread_service ? thread_service : proc_service);

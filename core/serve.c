@@ -392,6 +392,7 @@ int mp_serve_main(int argc, char **argv)
         }
     }
     if (rc == 0) {
+        mp_admin_set_started();
         mp_log_kv(MP_LOG_INFO, NULL, "moonport ready", "admin", p.admin_listen, "roles", roles ? roles : "all", NULL);
         wait_for_stop(&p);
     }

@@ -28,6 +28,9 @@ typedef int (*mp_admin_page_cb)(void *arg, mp_buf_t *out, const char **content_t
 /** Registers an extra GET page at `path` (e.g. "/bff/scripts"). Before mp_admin_start(). */
 void mp_admin_page(const char *path, mp_admin_page_cb cb, void *arg);
 
+/** Marks start-up as finished: until then /readyz answers 503 "starting", whatever the checks say. */
+void mp_admin_set_started(void);
+
 /** Marks the process as draining: /readyz answers 503 from now on, so load balancers stop sending traffic. */
 void mp_admin_set_draining(void);
 

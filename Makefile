@@ -1,0 +1,53 @@
+# moonport: `make run` brings the platform up locally, `make test` runs every test.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all build deps run stop test test-asan bench fuzz format format-check clean
+
+all: build
+
+deps:
+	@infra/local/deps.sh
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Installs missing Debian packages, builds, starts NATS/Postgres/Redis under .run/,
+# seeds demo accounts, and runs moonport in the foreground (Ctrl-C stops everything).
+run: deps build
+	@python3 infra/local/run.py --build $(BUILD)
+
+stop:
+	@python3 infra/local/run.py --stop
+
+# Unit, integration (real servers on free ports) and black-box HTTP tests.
+test: deps build
+	@python3 tests/harness/run_tests.py --build $(BUILD)
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, warnings as errors.
+test-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMP_SANITIZE=ON -DMP_WERROR=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	python3 tests/harness/run_tests.py --build $(BUILD_ASAN)
+
+bench: deps build
+	@python3 bench/run.py --build $(BUILD)
+
+fuzz: deps
+	@tests/fuzz/run.sh $(or $(FUZZ_SECONDS),30)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

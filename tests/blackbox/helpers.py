@@ -1,0 +1,33 @@
+"""Shared steps for black-box tests: fresh accounts, logins, the shared
+moonport's client."""
+from __future__ import annotations
+
+import uuid
+
+import context
+from httpc import Client  # tests/harness/httpc.py
+
+PASSWORD = "correct horse battery staple"
+
+
+def client() -> Client:
+    return Client(context.MOONPORT.url)
+
+
+def register(c: Client, email: str | None = None, password: str = PASSWORD, name: str = "Test User") -> dict:
+    email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+    r = c.post("/v1/auth/register", {"email": email, "password": password, "display_name": name})
+    assert r.status == 201, (r.status, r.body)
+    return {"email": email, "password": password, **r.json}
+
+
+def login(c: Client, email: str, password: str = PASSWORD) -> dict:
+    r = c.post("/v1/auth/login", {"email": email, "password": password})
+    assert r.status == 200, (r.status, r.body)
+    return r.json
+
+
+def new_user(c: Client) -> tuple[dict, dict]:
+    """Registers and logs in a fresh account: (account, tokens)."""
+    acct = register(c)
+    return acct, login(c, acct["email"])

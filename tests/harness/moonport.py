@@ -1,0 +1,144 @@
+"""Starting and stopping real moonport processes for black-box tests.
+
+A `Moonport` is one `moonport serve` process with its own config file (made
+from a template plus overrides), free ports for the public and admin
+listeners, and its log captured to a file. It talks to the stack the harness
+started (NATS, Postgres, Redis) through MOONPORT_* environment variables.
+"""
+from __future__ import annotations
+
+import json, os, signal, subprocess, tempfile, time, urllib.request
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "infra", "local"))
+import stack as stacklib  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+BASE_CONFIG = """\
+log:
+  level: {log_level}
+admin:
+  listen: 127.0.0.1:{admin_port}
+shutdown:
+  drain: 5s
+gateway:
+  listen: 127.0.0.1:{http_port}
+  threads: 2
+  routes_file: {routes_file}
+auth:
+  keys_dir: {keys_dir}
+  # a cheaper scrypt than production's so the suite stays fast; hashes record their cost
+  scrypt:
+    log_n: 12
+    r: 8
+    p: 1
+"""
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class Moonport:
+    """One moonport process. Use start(), then .url / .admin_url, then stop()."""
+
+    def __init__(self, stack: stacklib.Stack, binary: str, roles: str | None = None, extra_config: str = "",
+                 env: dict | None = None, keys_dir: str | None = None, routes_file: str | None = None,
+                 log_level: str = "info"):
+        self.stack = stack
+        self.binary = binary
+        self.roles = roles
+        self.dir = tempfile.mkdtemp(prefix="moonport-proc-")
+        self.http_port = stacklib.free_port()
+        self.admin_port = stacklib.free_port()
+        self.keys_dir = keys_dir or os.path.join(self.dir, "keys")
+        self.config_path = os.path.join(self.dir, "moonport.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(BASE_CONFIG.format(admin_port=self.admin_port, http_port=self.http_port,
+                                       routes_file=routes_file or os.path.join(ROOT, "config", "routes.yaml"),
+                                       keys_dir=self.keys_dir, log_level=log_level))
+            f.write(extra_config)
+        self.log_path = os.path.join(self.dir, "moonport.log")
+        self.env = {**os.environ, **stack.env(), **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def command(self, *args: str) -> list[str]:
+        return [self.binary, *args, "--config", self.config_path]
+
+    def start(self, wait_ready: bool = True, timeout: float = 30) -> "Moonport":
+        argv = self.command("serve") + (["--roles", self.roles] if self.roles else [])
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        if wait_ready:
+            self.wait_ready(timeout)
+        return self
+
+    def ready(self) -> tuple[int, dict | None]:
+        try:
+            with _opener.open(self.admin_url + "/readyz", timeout=2) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+        except Exception:
+            return 0, None
+
+    def wait_ready(self, timeout: float = 30, status: int = 200) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"moonport exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if self.ready()[0] == status:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"moonport not ready ({status}) within {timeout}s:\n{self.log_tail()}")
+
+    def signal(self, sig: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 15) -> int | None:
+        """SIGTERM and wait; returns the exit code (None if it had to be killed)."""
+        if self.proc is None:
+            return None
+        rc = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            rc = self.proc.returncode
+        self._log.close()
+        return rc
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+        except OSError:
+            return "(no log)"
+
+    def log_lines(self) -> list[dict]:
+        """The process's JSON log lines so far (non-JSON lines are skipped)."""
+        out = []
+        with open(self.log_path, "rb") as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def run(self, *args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Runs a moonport subcommand with this process's config and environment."""
+        return subprocess.run(self.command(*args), cwd=ROOT, env=self.env, input=stdin, capture_output=True,
+                              text=True, timeout=timeout)

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Runs every moonport test against real servers and prints one summary line.
+
+  1. unit tests (cmocka, no servers)                    ctest -L unit
+  2. starts NATS (JetStream), Postgres and Redis on free ports in a temp dir
+  3. integration tests (cmocka, against those servers)  ctest -L integration
+  4. starts `moonport serve` with every role, runs the black-box HTTP tests
+     in tests/blackbox/ against it, then stops it with SIGTERM (it must exit 0)
+  5. stops the servers and removes the temp dir
+
+Usage: run_tests.py [--build build] [--only unit,integration,blackbox] [-k pattern]
+Exit status: 0 when everything passed.
+"""
+from __future__ import annotations
+
+import argparse, os, re, subprocess, sys, time, unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "infra", "local"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "blackbox"))
+
+import context  # noqa: E402
+import stack as stacklib  # noqa: E402
+from moonport import Moonport  # noqa: E402
+
+
+class Tally:
+    def __init__(self):
+        self.parts: list[tuple[str, int, int]] = []
+
+    def add(self, name: str, passed: int, failed: int) -> None:
+        self.parts.append((name, passed, failed))
+
+    @property
+    def failed(self) -> int:
+        return sum(f for _, _, f in self.parts)
+
+    def line(self, secs: float) -> str:
+        passed = sum(p for _, p, _ in self.parts)
+        detail = ", ".join(f"{n} {p}/{p + f}" for n, p, f in self.parts)
+        verdict = "OK" if self.failed == 0 else "FAILED"
+        return f"moonport tests: {verdict}: {passed} passed, {self.failed} failed ({detail}) in {secs:.1f}s"
+
+
+def ctest(build: str, label: str, env: dict, pattern: str | None) -> tuple[int, int]:
+    argv = ["ctest", "--test-dir", build, "-L", label, "--output-on-failure", "-j", "2"]
+    if pattern:
+        argv += ["-R", pattern]
+    print(f"\n=== {label} tests ===", flush=True)
+    r = subprocess.run(argv, env=env, text=True, capture_output=True)
+    sys.stdout.write(r.stdout[-20000:])
+    sys.stdout.write(r.stderr[-5000:])
+    m = re.search(r"(\d+)% tests passed, (\d+) tests? failed out of (\d+)", r.stdout)
+    if not m:
+        if "No tests were found" in r.stdout:
+            return 0, 0
+        return 0, 1  # ctest itself failed: count it as a failure, never as a pass
+    failed, total = int(m.group(2)), int(m.group(3))
+    return total - failed, failed
+
+
+def blackbox(pattern: str | None) -> tuple[int, int]:
+    print("\n=== black-box tests ===", flush=True)
+    loader = unittest.TestLoader()
+    if pattern:
+        loader.testNamePatterns = [f"*{pattern}*"]
+    suite = loader.discover(os.path.join(ROOT, "tests", "blackbox"), pattern="test_*.py",
+                            top_level_dir=os.path.join(ROOT, "tests", "blackbox"))
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    return result.testsRun - bad, bad
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--only", default="unit,integration,blackbox")
+    ap.add_argument("-k", dest="pattern", default=None)
+    args = ap.parse_args()
+    parts = set(args.only.split(","))
+    build = os.path.abspath(args.build)
+    binary = os.path.join(build, "moonport")
+    tally = Tally()
+    t0 = time.time()
+
+    if "unit" in parts:
+        tally.add("unit", *ctest(build, "unit", dict(os.environ), args.pattern))
+
+    stack = None
+    if parts & {"integration", "blackbox"}:
+        stack = stacklib.temp_stack()
+        print(f"\nstarting NATS, Postgres and Redis in {stack.root}", flush=True)
+        stack.start()
+    try:
+        if "integration" in parts:
+            tally.add("integration", *ctest(build, "integration", {**os.environ, **stack.env()}, args.pattern))
+        if "blackbox" in parts:
+            context.STACK, context.BINARY = stack, binary
+            mp = Moonport(stack, binary)
+            try:
+                mp.start()
+                context.MOONPORT = mp
+                passed, failed = blackbox(args.pattern)
+            except Exception as e:  # could not even start: that is a failure, with the log
+                print(f"black-box tests could not run: {e}", flush=True)
+                passed, failed = 0, 1
+            rc = mp.stop()
+            if rc != 0:
+                print(f"moonport did not drain and exit 0 on SIGTERM (exit {rc}):\n{mp.log_tail()}", flush=True)
+                failed += 1
+            else:
+                passed += 1  # the graceful drain is itself a check
+            tally.add("blackbox", passed, failed)
+    finally:
+        if stack:
+            stack.stop()
+
+    print("\n" + tally.line(time.time() - t0), flush=True)
+    return 0 if tally.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
