@@ -130,10 +130,11 @@ static void read_settings(process_t *p)
     s->pg_statement_timeout_ms = (int)mp_cfg_duration_ms(p->cfg, "postgres.statement_timeout", 5000, 0, 600000);
     s->redis_url = mp_cfg_str(p->cfg, "redis.url", "redis://127.0.0.1:6379");
     s->redis_pool = (int)mp_cfg_int(p->cfg, "redis.pool_size", 0, 0, 256);
-    /* the secrets' *_file keys are known keys even before a connection reads them */
-    mp_cfg_str(p->cfg, "nats.password_file", NULL);
-    mp_cfg_str(p->cfg, "postgres.password_file", NULL);
-    mp_cfg_str(p->cfg, "redis.password_file", NULL);
+    /* read each secret once now so a literal secret or an unreadable file stops start-up with the rest; the
+     * connections read them again when they connect */
+    static const char *const secrets[] = {"nats.password", "postgres.password", "redis.password"};
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+        mp_cfg_secret_free(mp_cfg_secret(p->cfg, secrets[i]));
 }
 
 /* Loads the configuration and every service's descriptor and section. Prints problems; returns false on any. */
