@@ -87,8 +87,9 @@ def main() -> int:
     st = stacklib.Stack(RUN, **stacklib.DEFAULT_PORTS, persistent=True)
     st.start()
     env = {**os.environ, **st.env()}
+    logs = {"nats-server": "nats/nats.log", "postgres": "pg/postgres.log", "redis": "redis/redis.log"}
     for name, _, ok, where in st.status():
-        say(name, where)
+        say(name, where, f"logs: .run/{logs.get(name, '')}")
     r = moonport(binary, env, "migrate")
     if r.returncode != 0:
         st.stop()
