@@ -438,6 +438,8 @@ int mp_serve_command(const mp_service_def_t *def, const mp_command_t *cmd, int a
 {
     process_t p = {0};
     int rc;
+    if (cmd->offline)
+        return cmd->run(NULL, argc, argv);
     if (!load(&p, argc, argv)) {
         mp_cfg_destroy(p.cfg);
         free(p.svcs);

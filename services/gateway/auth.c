@@ -38,8 +38,12 @@ static void on_jwks(void *arg, mp_status_t st, mp_msg_t *reply)
     while (!h2o_linklist_is_empty(&th->key_waiters)) {
         gw_req_t *gr = H2O_STRUCT_FROM_MEMBER(gw_req_t, waiter, th->key_waiters.next);
         h2o_linklist_unlink(&gr->waiter);
-        if (gw_auth_check(gr))
-            gw_proxy_continue(gr);
+        if (gw_auth_check(gr)) {
+            if (gr->cont)
+                gr->cont(gr);
+            else
+                gw_proxy_continue(gr);
+        }
     }
 }
 

@@ -67,6 +67,7 @@ typedef struct mp_command {
     const char *name;  /* one or two words: "user create", "seed" */
     const char *usage; /* one line for `moonport help` */
     int (*run)(mp_svc_t *svc, int argc, char **argv);
+    bool offline; /* needs no configuration, connections or service init: `run` gets svc == NULL */
 } mp_command_t;
 
 typedef struct mp_service_def {
