@@ -116,7 +116,9 @@ struct bff_vm {
     bff_client_t *clients;
     size_t nclients;
     bff_limits_t limits;
-    size_t used;         /* bytes held by the state */
+    size_t used;          /* bytes held by the state */
+    lua_Alloc base_alloc; /* LuaJIT's own allocator, which ours wraps for accounting */
+    void *base_ud;
     bff_req_t *current;  /* the request whose coroutine is running, for the hook and allocator */
     int64_t load_budget; /* instructions left while loading scripts */
     const char *loading_client;
@@ -160,6 +162,15 @@ const char *bff_route_parse(bff_route_t *r, const char *tmpl);
 bool bff_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t errsize);
 /** Appends the JSON for the value at `idx`. Returns false with a message in `err` (cycles, NaN, bad keys ...). */
 bool bff_json_encode(lua_State *L, int idx, mp_buf_t *out, char *err, size_t errsize);
+/** True when `len` bytes are one valid JSON value (UTF-8 checked, nesting at most 64), decoding nothing. */
+bool bff_json_valid(const char *text, size_t len);
+/** Pushes a reply body (validated): objects and arrays as lazy views, scalars decoded. */
+void bff_view_push_reply(lua_State *L, const char *body, size_t len);
+/** 0: not a view; 1: a view whose bytes are *p, *len; 2: a materialized view, its table pushed. */
+int bff_view_kind(lua_State *L, int idx, const char **p, size_t *len);
+bool bff_is_view(lua_State *L, int idx);
+/** Registers the view metatable and core.is_view / view_pairs / view_unwrap into the table on top. */
+void bff_view_inject(lua_State *L);
 /** Registers `bff.json.*` helpers (encode, decode, null, object, array) into the table on top of the stack. */
 void bff_json_inject(lua_State *L);
 

@@ -223,6 +223,8 @@ static int t_request(lua_State *L)
     lua_pop(L, 1);
 
     run.done = false;
+    for (size_t i = 0; i < run.nlog; i++)
+        free(run.log[i].input);
     run.nlog = 0;
     run.in_flight = run.max_in_flight = 0;
     int status = bff_dispatch(&m, client, method, strlen(method), path, path_only, allow, sizeof(allow), &detail);
@@ -277,6 +279,7 @@ static int t_request(lua_State *L)
         ;
     if (!run.done)
         return luaL_error(L, "the request never finished");
+    free(r); /* offline requests have no h2o pool to free them */
     push_result(L);
     return 1;
 }

@@ -337,10 +337,20 @@ static bool enc_number(enc_t *e, double v)
 {
     if (!isfinite(v))
         return efail(e, "cannot encode %s as JSON", "NaN or infinity");
-    if (v == floor(v) && fabs(v) < 9007199254740992.0)
-        mp_buf_printf(e->out, "%lld", (long long)v);
-    else
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        /* integers are most numbers in a response: format them without printf */
+        char tmp[24], *q = tmp + sizeof(tmp);
+        long long x = (long long)v;
+        unsigned long long u = x < 0 ? (unsigned long long)-x : (unsigned long long)x;
+        do
+            *--q = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (x < 0)
+            *--q = '-';
+        mp_buf_append(e->out, q, (size_t)(tmp + sizeof(tmp) - q));
+    } else {
         mp_buf_printf(e->out, "%.17g", v);
+    }
     return true;
 }
 
@@ -449,8 +459,22 @@ static bool enc_value(enc_t *e, int idx, int depth)
             return true;
         }
         return efail(e, "cannot encode %s as JSON", "a pointer");
-    case LUA_TUSERDATA:
-        return efail(e, "cannot encode %s as JSON (did you forget :wait() on a call?)", "a call");
+    case LUA_TUSERDATA: {
+        const char *raw;
+        size_t rlen;
+        switch (bff_view_kind(L, idx, &raw, &rlen)) {
+        case 1: /* a reply or part of one the script passes on unchanged: its bytes, as they came */
+            mp_buf_append(e->out, raw, rlen);
+            return true;
+        case 2: {
+            bool ok = enc_table(e, lua_gettop(L), depth);
+            lua_pop(L, 1);
+            return ok;
+        }
+        default:
+            return efail(e, "cannot encode %s as JSON (did you forget :wait() on a call?)", "a call");
+        }
+    }
     default:
         return efail(e, "cannot encode a %s as JSON", lua_typename(L, lua_type(L, idx)));
     }

@@ -17,15 +17,14 @@ void bff_req_reject(bff_req_t *r, int status, const char *detail);
 
 /* ---- transport over the bus loop ---------------------------------------------------- */
 
-static void on_bus_reply(void *arg, mp_status_t st, mp_msg_t *reply)
+static void on_bus_reply(void *arg, mp_status_t st, const mp_reply_t *reply)
 {
     bff_call_t *c = arg;
     if (st == MP_ECANCELED)
         return; /* cancelled by its request, which frees the call itself */
-    int status = reply ? mp_msg_status(reply) : 0;
-    size_t len = reply ? mp_msg_len(reply) : 0;
-    char *body = reply ? mp_xstrndup(mp_msg_data(reply), len) : NULL;
-    mp_msg_destroy(reply);
+    int status = reply ? reply->status : 0;
+    size_t len = reply ? reply->len : 0;
+    char *body = reply ? mp_xstrndup(reply->data, len) : NULL;
     bff_call_complete(c, st, status, body, len);
 }
 

@@ -121,7 +121,7 @@ static void on_thread_start(void *arg, mp_http_thread_t *t)
     gw_thread_t *th = mp_xcalloc(1, sizeof(*th));
     th->gw = gw;
     h2o_linklist_init_anchor(&th->key_waiters);
-    if (mp_bus_loop_create(&th->bl, gw->bus, &t->loop, t->ctx.queue) != MP_OK) {
+    if (mp_bus_loop_create(&th->bl, gw->bus, &t->loop) != MP_OK) {
         mp_log_kv(MP_LOG_FATAL, NULL, "cannot create the bus loop", "error", mp_err_get(), NULL);
         abort();
     }

@@ -1,13 +1,15 @@
 /*
  * echo.c: mp-echo, a minimal NATS responder for tests and benchmarks.
  *
- *   mp-echo --nats URL [--prefix echo] [--workers 8] [--bytes N]
+ *   mp-echo --nats URL [--prefix echo] [--workers 8] [--bytes N] [--inline]
  *
  * Serves <prefix>.v1.<anything> in the queue group <prefix>: replies 200
  * with the request body (or, with --bytes N, a fixed JSON reply of about N
  * bytes). An input field "sleep_ms" delays the reply; "status" sets its
  * Status. <prefix>.v1.stats answers {"calls": N} (calls served so far, the
  * stats call excluded), so tests can see how many calls really arrived.
+ * --inline answers on nats.c's delivery thread with the fixed reply and
+ * ignores sleep_ms/status: the cheapest responder, for benchmarks.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,6 +26,17 @@ static _Atomic long calls;
 static char *fixed;
 static size_t fixed_len;
 static char stats_subject[128];
+
+/* --inline: answer on the delivery thread, no hand-off */
+static void on_inline(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    atomic_fetch_add(&calls, 1);
+    if (fixed)
+        mp_bus_reply(bus, msg, 200, fixed, fixed_len, NULL, 0);
+    else
+        mp_bus_reply(bus, msg, 200, mp_msg_data(msg), mp_msg_len(msg), NULL, 0);
+    natsMsg_Destroy(msg);
+}
 
 static void on_request(void *arg, mp_msg_t *req, int worker)
 {
@@ -78,10 +91,33 @@ int main(int argc, char **argv)
         fixed = json_dumps(json_pack("{s:o, s:n}", "items", items, "next_cursor"), JSON_COMPACT);
         fixed_len = strlen(fixed);
     }
-    mp_bus_opts_t o = {.url = url, .name = "mp-echo", .send_asap = true};
+    mp_bus_opts_t o = {.url = url, .name = "mp-echo", .send_asap = atoi(arg(argc, argv, "--send-asap", "1")) != 0};
     if (mp_bus_connect(&bus, &o) != MP_OK) {
         fprintf(stderr, "mp-echo: %s\n", mp_err_get());
         return 1;
+    }
+    int inl = 0;
+    for (int i = 1; i < argc; i++)
+        inl |= strcmp(argv[i], "--inline") == 0;
+    if (inl) {
+        natsSubscription *subs[4] = {0};
+        snprintf(subject, sizeof(subject), "%s.v1.*", prefix);
+        /* several subscriptions in one queue group: nats.c gives each its own delivery thread */
+        for (int i = 0; i < 2; i++)
+            if (natsConnection_QueueSubscribe(&subs[i], mp_bus_conn(bus), subject, prefix, on_inline, NULL) !=
+                    NATS_OK ||
+                natsSubscription_SetPendingLimits(subs[i], -1, -1) != NATS_OK)
+                return 1;
+        natsConnection_Flush(mp_bus_conn(bus));
+        printf("mp-echo ready on %s (inline)\n", subject);
+        fflush(stdout);
+        int sig;
+        sigwait(&sigs, &sig);
+        for (int i = 0; i < 2; i++)
+            natsSubscription_Destroy(subs[i]);
+        mp_bus_destroy(bus);
+        free(fixed);
+        return 0;
     }
     mp_bus_server_t *srv = NULL;
     mp_bus_server_opts_t so = {.workers = workers > 0 ? workers : 8, .max_queue = 100000, .name = "echo"};

@@ -8,8 +8,9 @@
 local core = ...
 
 local raw_pcall, raw_xpcall, select, error, unpack = pcall, xpcall, select, error, unpack
-local ipairs, type = ipairs, type
+local ipairs, type, pairs, next, rawget, rawset = ipairs, type, pairs, next, rawget, rawset
 local killed, load_module, setfenv_ = core.killed, core.load_module, core.setfenv
+local is_view, view_pairs, unwrap = core.is_view, core.view_pairs, core.view_unwrap
 
 local function pack(...)
   return { n = select("#", ...), ... }
@@ -81,10 +82,59 @@ local function new_bff()
   return bff
 end
 
+-- Replies arrive as lazy JSON views (bff/view.c): userdata that index, #,
+-- pairs and ipairs like tables. These stand-ins make the rest of the base
+-- library treat them as tables too; a view is materialized (decoded into a
+-- real table) only by what needs a real table.
+local function view_aware(env)
+  env.type = function(v)
+    local t = type(v)
+    if t == "userdata" and is_view(v) then
+      return "table"
+    end
+    return t
+  end
+  env.pairs = function(t)
+    if type(t) == "userdata" and is_view(t) then
+      local it = view_pairs(t)
+      if type(it) == "table" then
+        return pairs(it)
+      end
+      return it, t, nil
+    end
+    return pairs(t)
+  end
+  env.ipairs = function(t)
+    if type(t) == "userdata" and is_view(t) then
+      local n = #t
+      return function(_, i)
+        i = i + 1
+        if i <= n then
+          local v = t[i]
+          if v ~= nil then
+            return i, v
+          end
+        end
+      end, t, 0
+    end
+    return ipairs(t)
+  end
+  env.next = function(t, k) return next(unwrap(t), k) end
+  env.rawget = function(t, k) return rawget(unwrap(t), k) end
+  env.rawset = function(t, k, v) return rawset(unwrap(t), k, v) end
+  env.unpack = function(t, i, j) return unpack(unwrap(t), i, j) end
+  local tbl = env.table
+  for _, name in ipairs({ "concat", "insert", "remove", "sort", "maxn" }) do
+    local f = tbl[name]
+    tbl[name] = function(t, ...) return f(unwrap(t), ...) end
+  end
+end
+
 local sandbox = {}
 
 function sandbox.make_env(env, client)
   env.pcall, env.xpcall = safe_pcall, safe_xpcall
+  view_aware(env)
   local loaded = {}
   env.require = function(name)
     if type(name) ~= "string" then

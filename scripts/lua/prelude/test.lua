@@ -5,6 +5,7 @@ local core, tcore = ...
 
 local json = core.json
 local pairs, ipairs, type, tostring, error, pcall = pairs, ipairs, type, tostring, error, pcall
+local unwrap = core.view_unwrap -- replies are lazy views: compare their decoded tables
 local concat, format = table.concat, string.format
 
 -- "body.items[2].id" style paths for messages
@@ -16,6 +17,7 @@ local function show(v)
 end
 
 local function diff(a, b, path)
+  a, b = unwrap(a), unwrap(b)
   if type(a) ~= type(b) then
     return format("%s: expected %s (%s), got %s (%s)", path, show(b), type(b), show(a), type(a))
   end
