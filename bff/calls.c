@@ -382,20 +382,26 @@ static void failure_reason(const bff_call_t *c, char *out, size_t size)
         snprintf(out, size, "status %d", c->status);
 }
 
-/* The detail of a service's problem reply, if it sent one. */
+/* The detail of a service's problem reply, if it sent one; pushes its `errors` list (or nil). */
 static void service_detail(lua_State *L, const bff_call_t *c, char *out, size_t size)
 {
     char err[64];
     snprintf(out, size, "%s answered %d", c->subject, c->status);
-    if (c->body && bff_json_decode(L, c->body, c->len, err, sizeof(err))) {
-        if (lua_istable(L, -1)) {
-            lua_getfield(L, -1, "detail");
-            if (lua_isstring(L, -1))
-                snprintf(out, size, "%s", lua_tostring(L, -1));
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
+    if (c->body == NULL || !bff_json_decode(L, c->body, c->len, err, sizeof(err))) {
+        lua_pushnil(L);
+        return;
     }
+    if (!lua_istable(L, -1)) { /* valid JSON, but not a problem object */
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return;
+    }
+    lua_getfield(L, -1, "detail");
+    if (lua_isstring(L, -1))
+        snprintf(out, size, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "errors");
+    lua_remove(L, -2);
 }
 
 static int raise_failure(lua_State *L, bff_call_t *c)
@@ -409,8 +415,14 @@ static int raise_failure(lua_State *L, bff_call_t *c)
         status = 503;
         snprintf(detail, sizeof(detail), "%s is unavailable", c->subject);
     } else if (c->status >= 400 && c->status < 500) {
-        status = c->status; /* the service's verdict on the input stands (404, 409, 422 ...) */
+        /* the service's verdict on the input stands (404, 409, 422 ...), with its field errors */
         service_detail(L, c, detail, sizeof(detail));
+        push_error(L, c->status, detail, c->subject);
+        if (lua_istable(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_setfield(L, -2, "errors");
+        }
+        return lua_error(L);
     } else {
         status = 502;
         snprintf(detail, sizeof(detail), "%s answered badly (%d)", c->subject, c->status);

@@ -44,7 +44,8 @@ bff.get("/status/{code:int}", function(req)
 end)
 
 bff.get("/cached", function(req)
-  local v = bff.fetch("echo.v1.cached", { k = req.query.k or "x", sleep_ms = 100 }, { cache_s = 30, cache_shared = true })
+  local v = bff.fetch("echo.v1.cached", { k = req.query.k or "x", sleep_ms = 100 },
+                      { cache_s = 30, cache_shared = true })
   return { k = v.k }
 end)
 
@@ -88,6 +89,7 @@ bff.get("/bomb", function()
   for i = 1, 1e9 do
     t[i] = string.rep("x", 1000000 + i) -- unique strings: no interning
   end
+  return t
 end)
 
 bff.get("/escape", function()
