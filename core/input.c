@@ -108,12 +108,12 @@ bool mp_input_int(mp_input_t *in, const char *key, unsigned flags, int64_t min, 
     if (json_is_integer(v)) {
         n = json_integer_value(v);
     } else if ((flags & MP_IN_PARAM) && json_is_string(v)) {
-        /* query strings carry numbers as text */
-        const char *s = json_string_value(v);
+        /* query strings carry numbers as text; only the canonical form (strtoll alone would skip spaces) */
+        const char *s = json_string_value(v), *digits = s[0] == '-' ? s + 1 : s;
         char *end;
         errno = 0;
         long long x = strtoll(s, &end, 10);
-        if (*s == '\0' || *end != '\0' || errno != 0 || (s[0] == '0' && s[1] != '\0') || s[0] == '+') {
+        if (*digits < '0' || *digits > '9' || (digits[0] == '0' && digits[1] != '\0') || *end != '\0' || errno != 0) {
             param_fail(in, key, "must be an integer");
             return false;
         }
