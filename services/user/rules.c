@@ -39,7 +39,7 @@ bool user_locale_valid(const char *tag)
         return false;
     const char *p = tag;
     size_t n = subtag_len(p);
-    if (!all_of(p, n, isalpha) || n < 2 || n > 8 || n == 4)
+    if (!all_of(p, n, isalpha) || n < 2 || n > 3) /* 5-8 letter languages are allowed by RFC 5646 but unused */
         return false;
     int stage = 1; /* 1: after language, 2: after script, 3: after region, 4: in variants */
     for (p += n; *p; p += n) {

@@ -13,7 +13,7 @@
 #define USER_ZONEINFO_DIR "/usr/share/zoneinfo"
 
 /** True when `tag` is a well-formed BCP 47 language tag of the usual shape (RFC 5646 "langtag" without extensions
- *  and private use): language (2-3 letters, or 4-8 registered-style letters) [-script (4 letters)] [-region (2
+ *  and private use): language (2-3 letters) [-script (4 letters)] [-region (2
  *  letters or 3 digits)] *(-variant (5-8 alphanumerics, or a digit and 3 alphanumerics)); at most 35 characters. */
 bool user_locale_valid(const char *tag);
 
