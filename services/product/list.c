@@ -19,8 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mp/buf.h"
 #include "mp/cursor.h"
+#include "mp/page.h"
 #include "product_int.h"
 
 /* How similar (0-1) the query must be to a run of words in a name (pg_trgm word_similarity). A swap of two
@@ -125,7 +125,7 @@ mp_status_t product_list(mp_svc_req_t *req)
     if (strcmp(sort->name, "relevance") == 0 && q == NULL)
         return bad_param(req, "parameter sort: relevance needs a search text q");
 
-    char kind[96], cbuf[2048], lim[24], next[2048];
+    char kind[96], cbuf[2048], lim[24];
     const char *after[2] = {NULL, NULL};
     cursor_kind(kind, sizeof(kind), sort->name, category, tag, q);
     if (cursor && (mp_cursor_decode(after, 2, cbuf, sizeof(cbuf), kind, cursor) != MP_OK || !mp_uuid_valid(after[1])))
@@ -139,24 +139,8 @@ mp_status_t product_list(mp_svc_req_t *req)
         return bad_param(req, "parameter cursor: not a cursor of this listing (same filters and sort)");
     if (st != MP_OK)
         return st;
-    int rows = mp_db_rows(res), shown = rows > limit ? (int)limit : rows;
-    mp_buf_t b = MP_BUF_INIT;
-    mp_buf_puts(&b, "{\"items\":[");
-    for (int i = 0; i < shown; i++) {
-        if (i)
-            mp_buf_puts(&b, ",");
-        mp_buf_puts(&b, mp_db_get(res, i, 0));
-    }
-    mp_buf_puts(&b, "],\"next_cursor\":");
-    if (rows > limit &&
-        mp_cursor_encode(next, sizeof(next), kind,
-                         MP_DB_PARAMS(mp_db_get(res, shown - 1, 1), mp_db_get(res, shown - 1, 2)), 2) == MP_OK)
-        mp_buf_printf(&b, "\"%s\"}", next);
-    else
-        mp_buf_puts(&b, "null}");
-    mp_db_res_free(res);
     mp_svc_reply_header(req, "Cache-Control", "no-cache");
-    st = mp_svc_reply_raw(req, 200, "application/json", b.base, b.len);
-    mp_buf_dispose(&b);
+    st = mp_svc_reply_page(req, res, limit, kind, (mp_page_cols_t){.json = 0, .key = 1, .id = 2});
+    mp_db_res_free(res);
     return st;
 }

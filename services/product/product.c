@@ -40,19 +40,38 @@ static bool id_param(char id[37], mp_input_t *in)
     return mp_input_uuid(in, "id", MP_IN_PARAM | MP_IN_REQUIRED, id);
 }
 
+static mp_status_t not_admin(mp_svc_req_t *req)
+{
+    return mp_svc_reply_problem(req, 403, "changing the catalogue needs the admin role", NULL);
+}
+
+/* The start of a handler whose only parameter is the product id: true with `id` set, or false once it has answered
+ * (403 when `admin` is needed and missing, 400/422 for the input). */
+static bool admit_id(char id[37], mp_svc_req_t *req, bool admin)
+{
+    mp_input_t in;
+    if (admin && !mp_svc_has_role(req, "admin")) {
+        not_admin(req);
+        return false;
+    }
+    mp_input_init(&in, req->input);
+    id_param(id, &in);
+    mp_input_only(&in, MP_INPUT_FIELDS("id"));
+    if (!mp_input_ok(&in)) {
+        mp_input_reply(req, &in);
+        return false;
+    }
+    mp_input_dispose(&in);
+    return true;
+}
+
 /* ---- get ----------------------------------------------------------------------------- */
 
 static mp_status_t product_get(mp_svc_req_t *req)
 {
-    mp_input_t in;
     char id[37];
-    mp_input_init(&in, req->input);
-    id_param(id, &in);
-    mp_input_only(&in, MP_INPUT_FIELDS("id"));
-    if (!mp_input_ok(&in))
-        return mp_input_reply(req, &in);
-    mp_input_dispose(&in);
-
+    if (!admit_id(id, req, false))
+        return MP_OK;
     char *cached = NULL;
     if (product_cache_get(&cached, req->svc, id) == MP_OK) {
         json_t *v = NULL;
@@ -87,7 +106,7 @@ static mp_status_t product_create(mp_svc_req_t *req)
     mp_input_t in;
     product_fields_t f;
     if (!mp_svc_has_role(req, "admin"))
-        return mp_svc_reply_problem(req, 403, "changing the catalogue needs the admin role", NULL);
+        return not_admin(req);
     mp_input_init(&in, req->input);
     product_fields_check(&f, &in, true);
     mp_input_only(&in,
@@ -126,13 +145,18 @@ static mp_status_t product_create(mp_svc_req_t *req)
 
 /* ---- update and delete --------------------------------------------------------------------- */
 
-/* Locks product `id` and checks `if_match` against its version: 0 to go on, else the status to answer (404, 412). */
-static mp_status_t lock_current(int *outcome, mp_db_conn_t *db, const char *id, const char *if_match)
+/* Checks a connection out into `*db` (release it), begins, locks product `id` and checks `if_match` against its
+ * version: `*outcome` is 0 to go on, else the status to answer (404, 412). */
+static mp_status_t begin_locked(int *outcome, mp_db_conn_t **db, mp_svc_t *svc, const char *id, const char *if_match)
 {
     mp_db_res_t *res = NULL;
-    mp_status_t st =
-        mp_db_exec(&res, db, "SELECT version FROM product.products WHERE id = $1 FOR UPDATE", 1, MP_DB_PARAMS(id));
     *outcome = 0;
+    mp_status_t st = mp_db_acquire(db, mp_svc_db(svc), 2000);
+    if (st == MP_OK)
+        st = mp_db_begin(*db);
+    if (st == MP_OK)
+        st =
+            mp_db_exec(&res, *db, "SELECT version FROM product.products WHERE id = $1 FOR UPDATE", 1, MP_DB_PARAMS(id));
     if (st == MP_OK && mp_db_rows(res) != 1) {
         *outcome = 404;
     } else if (st == MP_OK && if_match) {
@@ -156,7 +180,7 @@ static mp_status_t product_update(mp_svc_req_t *req)
     product_fields_t f;
     char id[37];
     if (!mp_svc_has_role(req, "admin"))
-        return mp_svc_reply_problem(req, 403, "changing the catalogue needs the admin role", NULL);
+        return not_admin(req);
     mp_input_init(&in, req->input);
     id_param(id, &in);
     product_fields_check(&f, &in, false);
@@ -179,11 +203,7 @@ static mp_status_t product_update(mp_svc_req_t *req)
     mp_db_conn_t *db = NULL;
     mp_db_res_t *res = NULL;
     int outcome = 0;
-    mp_status_t st = mp_db_acquire(&db, mp_svc_db(req->svc), 2000);
-    if (st == MP_OK)
-        st = mp_db_begin(db);
-    if (st == MP_OK)
-        st = lock_current(&outcome, db, id, if_match);
+    mp_status_t st = begin_locked(&outcome, &db, req->svc, id, if_match);
     if (st == MP_OK && outcome == 0)
         st = mp_db_exec(
             &res, db,
@@ -220,25 +240,14 @@ static mp_status_t product_update(mp_svc_req_t *req)
 
 static mp_status_t product_delete(mp_svc_req_t *req)
 {
-    mp_input_t in;
     char id[37], fence[24];
-    if (!mp_svc_has_role(req, "admin"))
-        return mp_svc_reply_problem(req, 403, "changing the catalogue needs the admin role", NULL);
-    mp_input_init(&in, req->input);
-    id_param(id, &in);
-    mp_input_only(&in, MP_INPUT_FIELDS("id"));
-    if (!mp_input_ok(&in))
-        return mp_input_reply(req, &in);
-    mp_input_dispose(&in);
+    if (!admit_id(id, req, true))
+        return MP_OK;
 
     mp_db_conn_t *db = NULL;
     mp_db_res_t *res = NULL;
     int outcome = 0;
-    mp_status_t st = mp_db_acquire(&db, mp_svc_db(req->svc), 2000);
-    if (st == MP_OK)
-        st = mp_db_begin(db);
-    if (st == MP_OK)
-        st = lock_current(&outcome, db, id, mp_svc_header(req, "If-Match"));
+    mp_status_t st = begin_locked(&outcome, &db, req->svc, id, mp_svc_header(req, "If-Match"));
     if (st == MP_OK && outcome == 0)
         st = mp_db_exec(&res, db, "DELETE FROM product.products WHERE id = $1 RETURNING version + 1", 1,
                         MP_DB_PARAMS(id));

@@ -118,6 +118,22 @@ static mp_status_t read_outcome(outcome_t *o, mp_db_conn_t *db, const char *orde
     return st;
 }
 
+/* Checks a connection out, begins, takes the order's lock and reads its outcome (`items`: the request's, or NULL).
+ * On error `*db` may be set: release it. `o` is always initialised. */
+static mp_status_t open_order(mp_db_conn_t **db, outcome_t *o, mp_svc_req_t *req, const char *order_id,
+                              const char *items)
+{
+    memset(o, 0, sizeof(*o));
+    mp_status_t st = mp_db_acquire(db, mp_svc_db(req->svc), 2000);
+    if (st == MP_OK)
+        st = mp_db_begin(*db);
+    if (st == MP_OK)
+        st = lock_order(*db, order_id);
+    if (st == MP_OK)
+        st = read_outcome(o, *db, order_id, items);
+    return st;
+}
+
 /* Answers what an order's stored outcome says. */
 static mp_status_t reply_outcome(mp_svc_req_t *req, const char *order_id, const outcome_t *o)
 {
@@ -269,15 +285,7 @@ mp_status_t product_reserve(mp_svc_req_t *req)
     outcome_t o;
     bool fresh = false;
     mp_db_conn_t *db = NULL;
-    mp_status_t st = mp_db_acquire(&db, mp_svc_db(req->svc), 2000);
-    if (st == MP_OK)
-        st = mp_db_begin(db);
-    if (st == MP_OK)
-        st = lock_order(db, order_id);
-    if (st == MP_OK)
-        st = read_outcome(&o, db, order_id, wanted);
-    else
-        memset(&o, 0, sizeof(o));
+    mp_status_t st = open_order(&db, &o, req, order_id, wanted);
     if (st == MP_OK && o.state[0] == '\0') {
         fresh = true;
         if ((st = mp_db_exec(NULL, db, "SAVEPOINT take", 0, NULL)) == MP_OK)
@@ -339,15 +347,9 @@ mp_status_t product_release(mp_svc_req_t *req)
 
     mp_db_conn_t *db = NULL;
     mp_db_res_t *res = NULL, *back = NULL;
-    outcome_t o = {0};
+    outcome_t o;
     bool released = false;
-    mp_status_t st = mp_db_acquire(&db, mp_svc_db(req->svc), 2000);
-    if (st == MP_OK)
-        st = mp_db_begin(db);
-    if (st == MP_OK)
-        st = lock_order(db, order_id);
-    if (st == MP_OK)
-        st = read_outcome(&o, db, order_id, NULL);
+    mp_status_t st = open_order(&db, &o, req, order_id, NULL);
     if (st == MP_OK && o.state[0] == '\0') {
         /* released before it was reserved: mark it, so the late reserve is refused */
         st = mp_db_exec(

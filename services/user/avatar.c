@@ -71,18 +71,10 @@ mp_status_t user_avatar_put(mp_svc_req_t *req)
     if (params == NULL)
         return MP_OK;
     mp_input_init(&in, params);
-    bool have = user_target(id, req, &in);
-    mp_input_only(&in, MP_INPUT_FIELDS("userId"));
-    if (!mp_input_ok(&in)) {
-        json_decref(params);
-        return mp_input_reply(req, &in);
-    }
-    mp_input_dispose(&in);
+    bool admitted = user_admit(id, req, &in, MP_INPUT_FIELDS("userId"));
     json_decref(params);
-    if (req->auth_sub == NULL)
-        return mp_svc_reply_problem(req, 401, "authentication required", NULL);
-    if (!have || !user_may_access(req, id))
-        return user_not_found(req);
+    if (!admitted)
+        return MP_OK;
 
     size_t len;
     const unsigned char *body = (const unsigned char *)mp_svc_body(req, &len);
@@ -141,15 +133,8 @@ mp_status_t user_avatar_get(mp_svc_req_t *req)
     mp_input_t in;
     char id[37], etag[68];
     mp_input_init(&in, req->input);
-    bool have = user_target(id, req, &in);
-    mp_input_only(&in, MP_INPUT_FIELDS("userId"));
-    if (!mp_input_ok(&in))
-        return mp_input_reply(req, &in);
-    mp_input_dispose(&in);
-    if (req->auth_sub == NULL)
-        return mp_svc_reply_problem(req, 401, "authentication required", NULL);
-    if (!have || !user_may_access(req, id))
-        return user_not_found(req);
+    if (!user_admit(id, req, &in, MP_INPUT_FIELDS("userId")))
+        return MP_OK;
 
     mp_db_res_t *res = NULL;
     mp_status_t st = mp_db_exec_once(&res, mp_svc_db(req->svc),

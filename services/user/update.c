@@ -85,21 +85,11 @@ mp_status_t user_update(mp_svc_req_t *req)
     change_t avatar, locale, tz;
     bool prefs_given;
     mp_input_init(&in, req->input);
-    bool have = user_target(id, req, &in);
     char *prefs = check_fields(&in, &name, &avatar, &locale, &tz, &prefs_given);
-    mp_input_only(&in, MP_INPUT_FIELDS("userId", "display_name", "avatar_url", "preferences", "locale", "timezone"));
-    if (!mp_input_ok(&in)) {
+    if (!user_admit(id, req, &in,
+                    MP_INPUT_FIELDS("userId", "display_name", "avatar_url", "preferences", "locale", "timezone"))) {
         free(prefs);
-        return mp_input_reply(req, &in);
-    }
-    mp_input_dispose(&in);
-    if (req->auth_sub == NULL) {
-        free(prefs);
-        return mp_svc_reply_problem(req, 401, "authentication required", NULL);
-    }
-    if (!have || !user_may_access(req, id)) {
-        free(prefs);
-        return user_not_found(req);
+        return MP_OK;
     }
 
     mp_db_conn_t *db = NULL;

@@ -8,12 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "mp/buf.h"
 #include "mp/cursor.h"
 #include "mp/etag.h"
+#include "mp/page.h"
 #include "user_int.h"
 
-bool user_target(char id[37], mp_svc_req_t *req, mp_input_t *in)
+/* Reads which profile a request is about into `id`; false when there is none (malformed: recorded on `in`). */
+static bool user_target(char id[37], mp_svc_req_t *req, mp_input_t *in)
 {
     const char *key = json_object_get(in->obj, "userId") ? "userId" : "id";
     const char *v = mp_input_str(in, key, MP_IN_PARAM, 1, 64);
@@ -28,6 +29,26 @@ bool user_target(char id[37], mp_svc_req_t *req, mp_input_t *in)
         return true;
     }
     return mp_input_uuid(in, key, MP_IN_PARAM, id);
+}
+
+bool user_admit(char id[37], mp_svc_req_t *req, mp_input_t *in, const char *const *allowed)
+{
+    bool have = user_target(id, req, in);
+    mp_input_only(in, allowed);
+    if (!mp_input_ok(in)) {
+        mp_input_reply(req, in);
+        return false;
+    }
+    mp_input_dispose(in);
+    if (req->auth_sub == NULL) {
+        mp_svc_reply_problem(req, 401, "authentication required", NULL);
+        return false;
+    }
+    if (!have || !user_may_access(req, id)) {
+        user_not_found(req);
+        return false;
+    }
+    return true;
 }
 
 bool user_may_access(const mp_svc_req_t *req, const char *id)
@@ -88,15 +109,8 @@ static mp_status_t user_get(mp_svc_req_t *req)
     mp_input_t in;
     char id[37];
     mp_input_init(&in, req->input);
-    bool have = user_target(id, req, &in);
-    mp_input_only(&in, MP_INPUT_FIELDS("userId", "id"));
-    if (!mp_input_ok(&in))
-        return mp_input_reply(req, &in);
-    mp_input_dispose(&in);
-    if (req->auth_sub == NULL)
-        return mp_svc_reply_problem(req, 401, "authentication required", NULL);
-    if (!have || !user_may_access(req, id))
-        return user_not_found(req);
+    if (!user_admit(id, req, &in, MP_INPUT_FIELDS("userId", "id")))
+        return MP_OK;
 
     mp_db_res_t *res = NULL;
     mp_status_t st = mp_db_exec_once(&res, mp_svc_db(req->svc),
@@ -145,26 +159,9 @@ static mp_status_t user_list(mp_svc_req_t *req)
         return mp_svc_reply_problem(req, 400, "parameter cursor: not a cursor of this listing", NULL);
     if (st != MP_OK)
         return st;
-    int rows = mp_db_rows(res), shown = rows > limit ? (int)limit : rows;
-    mp_buf_t b = MP_BUF_INIT;
-    mp_buf_puts(&b, "{\"items\":[");
-    for (int i = 0; i < shown; i++) {
-        if (i)
-            mp_buf_puts(&b, ",");
-        mp_buf_puts(&b, mp_db_get(res, i, 0));
-    }
-    mp_buf_puts(&b, "],\"next_cursor\":");
-    char next[600];
-    if (rows > limit &&
-        mp_cursor_encode(next, sizeof(next), USER_LIST_KIND,
-                         MP_DB_PARAMS(mp_db_get(res, shown - 1, 2), mp_db_get(res, shown - 1, 3)), 2) == MP_OK)
-        mp_buf_printf(&b, "\"%s\"}", next);
-    else
-        mp_buf_puts(&b, "null}");
-    mp_db_res_free(res);
     mp_svc_reply_header(req, "Cache-Control", "private, no-store");
-    st = mp_svc_reply_raw(req, 200, "application/json", b.base, b.len);
-    mp_buf_dispose(&b);
+    st = mp_svc_reply_page(req, res, limit, USER_LIST_KIND, (mp_page_cols_t){.json = 0, .key = 2, .id = 3});
+    mp_db_res_free(res);
     return st;
 }
 

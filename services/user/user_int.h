@@ -32,10 +32,12 @@
                         "'created_at', " USER_TS("p.created_at") ", 'updated_at', " USER_TS(                           \
                             "p.updated_at") ", 'version', p.version)::text, p.version"
 
-/** Reads which profile a request is about into `id` (37 bytes): the `userId` (path) or `id` (internal callers)
- *  parameter, where absent or "me" means the caller. Records a 400 on `in` for a malformed id. Returns false when
- *  there is no id (malformed, or "me" without a caller). */
-bool user_target(char id[37], mp_svc_req_t *req, mp_input_t *in);
+/** The common start of a handler about one profile: reads the target id (the `userId` path parameter, or `id` from
+ *  internal callers; absent or "me" means the caller), refuses parameters not in
+ *  `allowed` (NULL-terminated), and checks that there is a caller and that it may touch the profile. Returns true
+ *  with `id` set; false once it has answered (400 or 422 for the input, 401 without a caller, 404 for a profile the
+ *  caller may not see). Disposes `in` either way. */
+bool user_admit(char id[37], mp_svc_req_t *req, mp_input_t *in, const char *const *allowed);
 
 /** True when the caller may see and change profile `id`: its owner, or an admin. */
 bool user_may_access(const mp_svc_req_t *req, const char *id);
