@@ -9,35 +9,27 @@
  * and release per order id, release-before-reserve, all-or-nothing across
  * items, validation pointers, and lookup.
  *
- * Signals: SIGTERM is blocked in every thread before any starts, so the
- * one SIGTERM the teardown sends is taken by the serving thread's
- * sigwaitinfo, and the role drains and stops as in production.
+ * The role runs in-process with integration/inproc.h.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
 #include "mp/bus.h"
 #include "mp/reqctx.h"
-#include "mp/serve.h"
-#include "integration/testenv.h"
+#include "integration/inproc.h"
 
 #define RACERS 50
 #define LAST_ITEMS 10
 
 static mp_bus_t *bus;
-static pthread_t server;
-static int server_rc = -1;
-static char config_path[64];
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
@@ -46,17 +38,6 @@ static void new_uuid(char out[37])
     char hex[33];
     mp_rand_hex(hex, 16);
     snprintf(out, 37, "%.8s-%.4s-4%.3s-8%.3s-%.12s", hex, hex + 8, hex + 13, hex + 17, hex + 20);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 /* Calls product.v1.<op> with `body` as an admin caller; returns the status and sets *out to the parsed reply. */
@@ -133,32 +114,9 @@ static const char *first_pointer(json_t *problem)
 
 /* ---- the role in this process ----------------------------------------------------------- */
 
-static void *serve_thread(void *arg)
-{
-    char *argv[] = {"serve", "--config", config_path, "--roles", "product", NULL};
-    server_rc = mp_serve_main(5, argv);
-    return NULL;
-}
-
 static int setup(void **state)
 {
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
-    snprintf(config_path, sizeof(config_path), "/tmp/mp-test-reserve-%d.yaml", (int)getpid());
-    FILE *f = fopen(config_path, "w");
-    assert_non_null(f);
-    fprintf(f, "log:\n  level: warn\nadmin:\n  listen: 127.0.0.1:%d\nshutdown:\n  drain: 5s\n", free_port());
-    fclose(f);
-    setenv("MOONPORT_NATS_URL", MP_TEST_NATS_URL(), 1);
-    setenv("MOONPORT_POSTGRES_DSN", MP_TEST_PG_DSN(), 1);
-    setenv("MOONPORT_REDIS_URL", MP_TEST_REDIS_URL(), 1);
-    assert_int_equal(pthread_create(&server, NULL, serve_thread, NULL), 0);
-
+    assert_int_equal(mp_serve_test_start("product", NULL), 0);
     mp_bus_opts_t o = {.url = MP_TEST_NATS_URL(), .name = "test_reserve", .send_asap = true};
     assert_int_equal(mp_bus_connect(&bus, &o), MP_OK);
     /* ready when the role answers (migrations may take a while on a fresh database) */
@@ -174,10 +132,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     mp_bus_destroy(bus);
-    kill(getpid(), SIGTERM);
-    pthread_join(server, NULL);
-    unlink(config_path);
-    assert_int_equal(server_rc, 0);
+    assert_int_equal(mp_serve_test_stop(), 0);
     nats_CloseAndWait(2000);
     return 0;
 }
