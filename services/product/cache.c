@@ -39,6 +39,10 @@ static const char invalidate_script[] = "local f = redis.call('GET', KEYS[2]) "
 void product_cache_configure(mp_cfg_t *cfg)
 {
     cache_ttl_s = (int)(mp_cfg_duration_ms(cfg, "product.cache_ttl", 60000, 1000, 86400000) / 1000);
+}
+
+void product_cache_init(void)
+{
     mp_metric_t *m = mp_metrics_counter("moonport_product_cache_total",
                                         "Product cache lookups and invalidations, by result", "result");
     m_hit = mp_metric_series(m, MP_LABELS("hit"));

@@ -277,6 +277,12 @@ static void product_configure(mp_svc_t *svc, mp_cfg_t *cfg)
     product_cache_configure(cfg);
 }
 
+static mp_status_t product_init(mp_svc_t *svc)
+{
+    product_cache_init(); /* here, not in configure: processes without the product role show no cache metrics */
+    return MP_OK;
+}
+
 static const mp_endpoint_t product_endpoints[] = {
     {"get", product_get},         {"list", product_list},       {"create", product_create},
     {"update", product_update},   {"delete", product_delete},   {"lookup", product_lookup},
@@ -290,4 +296,4 @@ static const mp_command_t product_commands[] = {
 };
 
 MP_SERVICE(product, .endpoints = product_endpoints, .needs = MP_NEEDS_DB | MP_NEEDS_CACHE,
-           .configure = product_configure, .commands = product_commands);
+           .configure = product_configure, .init = product_init, .commands = product_commands);

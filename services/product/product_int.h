@@ -54,8 +54,10 @@ bool product_sku_valid(const char *s);
 
 /* ---- cache.c ------------------------------------------------------------------- */
 
-/** Reads the settings (product.cache_ttl) and registers the metrics. */
+/** Reads the settings (product.cache_ttl). */
 void product_cache_configure(mp_cfg_t *cfg);
+/** Registers the cache metrics; before the first cache call (the role's or a command's init). */
+void product_cache_init(void);
 /** The cached JSON of product `id`. Caller owns `*json` (free()). Errors: MP_ENOTFOUND (a miss, or Redis is
  *  down: then a warning is logged now and then and moonport_product_cache_total{result="unavailable"} counts). */
 mp_status_t product_cache_get(char **json, mp_svc_t *svc, const char *id);
