@@ -18,8 +18,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <jansson.h>
+#include "mp/bus.h"
 #include "mp/serve.h"
 #include "integration/testenv.h"
 
@@ -76,6 +79,21 @@ static inline int mp_serve_test_stop(void)
     pthread_join(mp_inproc_thread, NULL);
     unlink(mp_inproc_config);
     return mp_inproc_rc;
+}
+
+/** Sends `body` to `subject` with context `ctx` and waits up to 10 s: returns the reply's status (-1 when none came)
+ *  and, when `out` is not NULL, the reply parsed (new reference, NULL for an empty body). */
+static inline int mp_test_request(json_t **out, mp_bus_t *bus, const char *subject, const char *body, mp_bus_ctx_t ctx)
+{
+    mp_bus_call_t c = {.subject = subject, .body = body, .len = strlen(body), .timeout_ms = 10000, .ctx = ctx};
+    mp_msg_t *reply = NULL;
+    if (mp_bus_request(&reply, bus, &c) != MP_OK)
+        return -1;
+    int status = mp_msg_status(reply);
+    if (out)
+        *out = mp_msg_len(reply) ? json_loadb(mp_msg_data(reply), mp_msg_len(reply), 0, NULL) : NULL;
+    mp_msg_destroy(reply);
+    return status;
 }
 
 #endif

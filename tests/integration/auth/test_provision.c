@@ -48,15 +48,7 @@ static int reg(json_t **out, const char *email)
     char body[256];
     snprintf(body, sizeof(body),
              "{\"email\":\"%s\",\"password\":\"correct horse battery staple\",\"display_name\":\"Prov Test\"}", email);
-    mp_bus_call_t c = {.subject = "auth.v1.register", .body = body, .len = strlen(body), .timeout_ms = 10000};
-    mp_msg_t *reply = NULL;
-    if (mp_bus_request(&reply, bus, &c) != MP_OK)
-        return -1;
-    int status = mp_msg_status(reply);
-    if (out)
-        *out = json_loadb(mp_msg_data(reply), mp_msg_len(reply), 0, NULL);
-    mp_msg_destroy(reply);
-    return status;
+    return mp_test_request(out, bus, "auth.v1.register", body, (mp_bus_ctx_t){0});
 }
 
 static int accounts_with(const char *email)

@@ -45,21 +45,9 @@ static int call(json_t **out, const char *op, const char *body)
 {
     char subject[64];
     snprintf(subject, sizeof(subject), "product.v1.%s", op);
-    mp_bus_call_t c = {.subject = subject,
-                       .body = body,
-                       .len = strlen(body),
-                       .timeout_ms = 10000,
-                       .ctx = {.request_id = "test-reserve",
-                               .auth_sub = "00000000-0000-4000-8000-000000000001",
-                               .auth_roles = "user,admin"}};
-    mp_msg_t *reply = NULL;
-    if (mp_bus_request(&reply, bus, &c) != MP_OK)
-        return -1;
-    int status = mp_msg_status(reply);
-    if (out)
-        *out = mp_msg_len(reply) ? json_loadb(mp_msg_data(reply), mp_msg_len(reply), 0, NULL) : NULL;
-    mp_msg_destroy(reply);
-    return status;
+    mp_bus_ctx_t ctx = {
+        .request_id = "test-reserve", .auth_sub = "00000000-0000-4000-8000-000000000001", .auth_roles = "user,admin"};
+    return mp_test_request(out, bus, subject, body, ctx);
 }
 
 static int callf(json_t **out, const char *op, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
