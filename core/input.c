@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "mp/input.h"
 #include "mp/service.h"
 
@@ -247,4 +248,18 @@ bool mp_input_uuid(mp_input_t *in, const char *key, unsigned flags, char out[37]
         out[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a' : s[i]);
     out[36] = '\0';
     return true;
+}
+
+bool mp_https_url_valid(const char *url)
+{
+    size_t n = strlen(url);
+    if (n > 2048 || strncasecmp(url, "https://", 8) != 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || url[i] == 0x7f || url[i] == '\\')
+            return false;
+    const char *host = url + 8;
+    size_t hl = strcspn(host, "/?#");
+    /* userinfo would let "https://good.example@evil.example" read as the good host */
+    return hl > 0 && memchr(host, '@', hl) == NULL && host[0] != ':' && host[0] != '.';
 }

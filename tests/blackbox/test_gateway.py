@@ -46,7 +46,8 @@ class SpineTest(unittest.TestCase):
         self.assertEqual(admin.get("/healthz").status, 200)
         r = admin.get("/readyz")
         self.assertEqual(r.status, 200)
-        self.assertEqual(r.json["checks"], {"nats": "ok", "postgres:auth": "ok"})
+        self.assertEqual(r.json["checks"], {"nats": "ok", "postgres:auth": "ok", "postgres:user": "ok",
+                                            "postgres:product": "ok", "redis:product": "ok"})
         self.c.get("/v1/nowhere")
         m = admin.get("/metrics")
         self.assertEqual(m.status, 200)
