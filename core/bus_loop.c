@@ -40,7 +40,7 @@ struct mp_bus_loop {
     uv_loop_t *loop;
     h2o_multithread_receiver_t receiver;
     natsSubscription *sub;
-    char inbox[64];
+    char inbox[160];
     size_t inbox_len;
     uint64_t next_seq;
     mp_u64map_t calls;
@@ -211,7 +211,7 @@ mp_status_t mp_bus_loop_create(mp_bus_loop_t **out, mp_bus_t *bus, uv_loop_t *lo
 {
     mp_bus_loop_t *bl = mp_xcalloc(1, sizeof(*bl));
     natsInbox *inbox = NULL;
-    char pattern[80];
+    char pattern[176];
 
     bl->bus = bus;
     bl->loop = loop;
@@ -220,7 +220,11 @@ mp_status_t mp_bus_loop_create(mp_bus_loop_t **out, mp_bus_t *bus, uv_loop_t *lo
     pthread_cond_init(&bl->done_cv, NULL);
     natsStatus s = natsInbox_Create(&inbox);
     if (s == NATS_OK) {
-        snprintf(bl->inbox, sizeof(bl->inbox), "%s", (const char *)inbox);
+        /* nats.c's inbox is "_INBOX.<nuid>": keep the unique part under this connection's prefix, so the
+         * server's permissions for this role's replies cover it */
+        const char *nuid = strrchr((const char *)inbox, '.');
+        snprintf(bl->inbox, sizeof(bl->inbox), "%s.%s", mp_bus_inbox_prefix(bus),
+                 nuid ? nuid + 1 : (const char *)inbox);
         bl->inbox_len = strlen(bl->inbox);
         natsInbox_Destroy(inbox);
         snprintf(pattern, sizeof(pattern), "%s.*", bl->inbox);
@@ -286,7 +290,7 @@ void mp_bus_loop_destroy(mp_bus_loop_t *bl)
 
 mp_status_t mp_bus_call_async(uint64_t *id, mp_bus_loop_t *bl, const mp_bus_call_t *call, mp_bus_reply_cb cb, void *arg)
 {
-    char reply_to[96];
+    char reply_to[192];
     int64_t now = mp_now_ms();
     int64_t timeout = call->timeout_ms > 0 ? call->timeout_ms : 5000;
     mp_msg_t *m = NULL;

@@ -58,7 +58,8 @@ class Moonport:
                                        keys_dir=self.keys_dir, log_level=log_level))
             f.write(extra_config)
         self.log_path = os.path.join(self.dir, "moonport.log")
-        self.env = {**os.environ, **stack.env(), **(env or {})}
+        # each role set connects to NATS as its own user (infra/local/nats_auth.py); all roles: `moonport`
+        self.env = {**os.environ, **stack.env(), **stack.nats_env(roles), **(env or {})}
         self.proc: subprocess.Popen | None = None
 
     @property
