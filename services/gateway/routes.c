@@ -17,17 +17,17 @@ typedef struct errs {
     mp_buf_t buf;
 } errs_t;
 
-static void route_error(errs_t *e, const mp_yaml_node_t *node, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void route_error(errs_t *e, const mp_yaml_node_t *node, const char *fmt, ...)
+void gw_errorf(mp_buf_t *errs, const char *file, const mp_yaml_node_t *at, const char *fmt, ...)
 {
-    char msg[400];
+    char msg[500];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    mp_buf_printf(&e->buf, "%s%s:%d: %s", e->buf.len ? "\n" : "", e->file, node ? node->line : 0, msg);
+    mp_buf_printf(errs, "%s%s:%d: %s", errs->len ? "\n" : "", file, at ? at->line : 0, msg);
 }
+
+#define route_error(e, node, ...) gw_errorf(&(e)->buf, (e)->file, node, __VA_ARGS__)
 
 /* ---- loading ----------------------------------------------------------------- */
 
@@ -93,11 +93,47 @@ static bool split_template(gw_route_t *rt, errs_t *e, const mp_yaml_node_t *node
     return true;
 }
 
+static const char *setting(const mp_yaml_node_t *node, const mp_yaml_node_t *defaults, const char *key)
+{
+    return scalar(node, key) ? scalar(node, key) : scalar(defaults, key);
+}
+
+/* Per-route policies: load shedding and retries. */
+static bool load_policies(gw_route_t *rt, errs_t *e, const mp_yaml_node_t *node, const mp_yaml_node_t *defaults)
+{
+    const char *inflight = setting(node, defaults, "max_inflight"), *retry = setting(node, defaults, "retry");
+    const char *attempt = setting(node, defaults, "attempt_timeout");
+    if (inflight) {
+        char *end;
+        long v = strtol(inflight, &end, 10);
+        if (*end != '\0' || v < 1 || v > 1000000) {
+            route_error(e, node, "route max_inflight \"%s\" must be an integer from 1 to 1000000", inflight);
+            return false;
+        }
+        rt->max_inflight = (int)v;
+    }
+    rt->retry = -1;
+    if (retry) {
+        if (strcmp(retry, "true") != 0 && strcmp(retry, "false") != 0) {
+            route_error(e, node, "route retry \"%s\" must be true or false", retry);
+            return false;
+        }
+        rt->retry = retry[0] == 't';
+    }
+    if (attempt && (!parse_scaled(attempt, true, &rt->attempt_timeout_ms) || rt->attempt_timeout_ms < 1 ||
+                    rt->attempt_timeout_ms > rt->timeout_ms)) {
+        route_error(e, node, "route attempt_timeout \"%s\" must be a duration no longer than the timeout", attempt);
+        return false;
+    }
+    return true;
+}
+
 static bool load_route(gw_route_t *rt, errs_t *e, const mp_yaml_node_t *node, const mp_yaml_node_t *defaults)
 {
     const char *method = scalar(node, "method"), *path = scalar(node, "path"), *subject = scalar(node, "subject");
-    static const char *const known[] = {"method",  "path",       "subject", "auth",  "role",
-                                        "timeout", "body_limit", "body",    "group", NULL};
+    static const char *const known[] = {"method",     "path", "subject", "auth",         "role",  "timeout",
+                                        "body_limit", "body", "group",   "max_inflight", "retry", "attempt_timeout",
+                                        NULL};
     if (node->type != MP_YAML_MAP) {
         route_error(e, node, "a route must be a map with method, path and subject");
         return false;
@@ -165,7 +201,7 @@ static bool load_route(gw_route_t *rt, errs_t *e, const mp_yaml_node_t *node, co
     }
     const char *group = scalar(node, "group");
     rt->group = mp_xstrdup(group ? group : "default");
-    return true;
+    return load_policies(rt, e, node, defaults);
 }
 
 static bool same_template(const gw_route_t *a, const gw_route_t *b)
@@ -193,6 +229,7 @@ mp_status_t gw_routes_load(gw_routes_t *out, const mp_yaml_doc_t *doc)
     out->items = mp_xcalloc(list->n ? list->n : 1, sizeof(*out->items));
     for (size_t i = 0; i < list->n; i++) {
         gw_route_t *rt = &out->items[out->n++];
+        rt->index = out->n - 1;
         if (!load_route(rt, e, list->kids[i], defaults)) {
             ok = false;
             continue;
