@@ -2,7 +2,7 @@
 moonport's client."""
 from __future__ import annotations
 
-import uuid
+import time, uuid
 
 import context
 from httpc import Client  # tests/harness/httpc.py
@@ -31,3 +31,13 @@ def new_user(c: Client) -> tuple[dict, dict]:
     """Registers and logs in a fresh account: (account, tokens)."""
     acct = register(c)
     return acct, login(c, acct["email"])
+
+
+def wait_for(pred, timeout: float, what: str) -> None:
+    """Polls `pred` until it is true; fails the test naming `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout}s: {what}")

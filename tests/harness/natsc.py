@@ -130,15 +130,23 @@ class Conn:
 
 
 class Responder:
-    """Answers `subject` (queue group `queue`) on a thread: each request gets `body` after `delay` seconds.
+    """Stands in for a service: answers `subject` in queue group `queue` on a thread of its own.
 
-    stop() unsubscribes (requests then find no responder); start() subscribes again."""
+    Each request gets `body` (None: the request's own body back, so a test sees what the gateway sent) after a
+    delay: the next of `delays` while any are left, then `delay`. Replies to delayed requests go out from their
+    own threads, so a slow request does not hold up the next. `requests` keeps (headers, body) of each request.
+    stop() unsubscribes (callers then find no responder); start() subscribes again."""
 
-    def __init__(self, port: int, user: str, password: str, subject: str, queue: str, body: bytes = b"{}",
-                 delay: float = 0.0):
+    def __init__(self, port: int, user: str, password: str, subject: str, queue: str = "zz-test",
+                 body: bytes | None = b"{}", delay: float = 0.0, delays: list | None = None,
+                 headers: dict | None = None):
         self.port, self.user, self.password = port, user, password
         self.subject, self.queue, self.body, self.delay = subject, queue, body, delay
+        self.delays = list(delays or [])
+        self.reply_headers = headers
+        self.requests: list[tuple[dict, bytes]] = []
         self.served = 0
+        self._lock = threading.Lock()
         self._thread = None
         self._conn = None
         self._stop = threading.Event()
@@ -153,6 +161,16 @@ class Responder:
         self._thread.start()
         ready.wait(5)
         return self
+
+    def _reply(self, conn: Conn, reply: str, body: bytes, delay: float) -> None:
+        if delay:
+            time.sleep(delay)
+        try:
+            with self._lock:
+                conn.pub(reply, body, headers=self.reply_headers)
+                self.served += 1
+        except OSError:
+            pass
 
     def _run(self, conn: Conn, ready: threading.Event) -> None:
         first = True
@@ -170,14 +188,15 @@ class Responder:
                 continue
             except (OSError, NatsError):
                 break
-            if item[0] == "MSG" and item[2]:
-                if self.delay:
-                    time.sleep(self.delay)
-                try:
-                    conn.pub(item[2], self.body)
-                    self.served += 1
-                except OSError:
-                    break
+            if item[0] != "MSG" or not item[2]:
+                continue
+            self.requests.append((item[3], item[4]))
+            body = item[4] if self.body is None else self.body
+            delay = self.delays.pop(0) if self.delays else self.delay
+            if delay:
+                threading.Thread(target=self._reply, args=(conn, item[2], body, delay), daemon=True).start()
+            else:
+                self._reply(conn, item[2], body, 0)
         ready.set()
 
     def stop(self) -> None:
