@@ -22,17 +22,29 @@ Replies: every role's connection uses the inbox prefix _INBOX.<user>
 replies. Passwords are generated once into <root>/secrets/nats/<user>
 (mode 0600) and reused; nats.conf is rewritten on every start.
 
-When a service starts calling another service or using JetStream, add it to
-CALLS / JETSTREAM below: least privilege is data, reviewed like code.
+A new services/<name>/ folder is picked up by itself. When a service starts
+calling another service or using JetStream, add it to CALLS / JETSTREAM
+below: least privilege is data, reviewed like code.
 """
 from __future__ import annotations
 
 import json, os, secrets
 
-# every service the gateway may call; a service that does not exist yet costs nothing
-SERVICES = ("auth", "user", "product", "order", "payment", "notification")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def _discovered() -> set[str]:
+    """Every services/<name>/ with its <name>.yaml descriptor (the gateway is a role, not a service)."""
+    d = os.path.join(ROOT, "services")
+    return {n for n in (os.listdir(d) if os.path.isdir(d) else ())
+            if n != "gateway" and os.path.isfile(os.path.join(d, n, f"{n}.yaml"))}
+
+
+# every service the gateway may call: the planned ones and any folder under services/; one that does not
+# exist yet costs nothing
+SERVICES = tuple(sorted({"auth", "user", "product", "order", "payment", "notification"} | _discovered()))
 # service -> the subjects of other services it requests (empty: it calls nobody)
-CALLS: dict[str, tuple[str, ...]] = {s: () for s in SERVICES}
+CALLS: dict[str, tuple[str, ...]] = {}
 # services that publish to or consume from JetStream (stream EVENTS)
 JETSTREAM = {"user", "product", "order", "payment", "notification"}
 # plain subscriptions beyond a role's own operations

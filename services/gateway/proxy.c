@@ -21,8 +21,6 @@
 #include "mp/problem.h"
 #include "gateway.h"
 
-#define MAX_QUERY_PARAMS 32
-
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -104,42 +102,11 @@ static bool add_path_params(gw_req_t *gr, json_t *in, mp_problem_errors_t *errs)
     return mp_problem_count(errs) == 0;
 }
 
-/* Collects the query string's parameters into `q` (a repeated key becomes a list). */
+/* The request's query string into `q` (see gw_query_parse()). */
 static bool parse_query(gw_req_t *gr, json_t *q, char *why, size_t why_size)
 {
     h2o_req_t *req = gr->req;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t count = 0;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        size_t klen = (size_t)((eq ? eq : stop) - p), vlen = eq ? (size_t)(stop - eq - 1) : 0;
-        if (klen > 0) {
-            if (++count > MAX_QUERY_PARAMS) {
-                snprintf(why, why_size, "more than %d query parameters", MAX_QUERY_PARAMS);
-                return false;
-            }
-            char *key = h2o_mem_alloc_pool(&req->pool, klen + 1), *val = h2o_mem_alloc_pool(&req->pool, vlen + 1);
-            json_t *jk = NULL, *jv = NULL;
-            if (gw_pct_decode(key, p, klen, true) < 0 || gw_pct_decode(val, eq ? eq + 1 : "", vlen, true) < 0 ||
-                (jk = json_string(key)) == NULL || (jv = json_string(val)) == NULL) {
-                json_decref(jk);
-                snprintf(why, why_size, "the query string is not valid percent-encoded UTF-8");
-                return false;
-            }
-            json_decref(jk);
-            json_t *have = json_object_get(q, key);
-            if (have == NULL)
-                json_object_set_new(q, key, jv);
-            else if (json_is_array(have))
-                json_array_append_new(have, jv);
-            else
-                json_object_set_new(q, key, json_pack("[O o]", have, jv));
-        }
-        p = stop + 1;
-    }
-    return true;
+    return gw_query_parse(q, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, why, why_size);
 }
 
 /* Adds the query parameters to `in`; a name that the path or body already gives is a conflict. */

@@ -388,3 +388,42 @@ gw_match_result_t gw_routes_match(gw_match_t *m, const gw_routes_t *r, const cha
     }
     return other_method ? GW_MATCH_BAD_METHOD : GW_MATCH_NOT_FOUND;
 }
+
+bool gw_query_parse(json_t *q, const char *qs, size_t len, char *why, size_t why_size)
+{
+    const char *p = qs, *end = qs + len;
+    size_t count = 0;
+    bool ok = true;
+    while (p < end && ok) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t klen = (size_t)((eq ? eq : stop) - p), vlen = eq ? (size_t)(stop - eq - 1) : 0;
+        if (klen > 0) {
+            if (++count > GW_MAX_QUERY_PARAMS) {
+                snprintf(why, why_size, "more than %d query parameters", GW_MAX_QUERY_PARAMS);
+                return false;
+            }
+            char *key = mp_xmalloc(klen + 1), *val = mp_xmalloc(vlen + 1);
+            json_t *jk = NULL, *jv = NULL;
+            if (gw_pct_decode(key, p, klen, true) < 0 || gw_pct_decode(val, eq ? eq + 1 : "", vlen, true) < 0 ||
+                (jk = json_string(key)) == NULL || (jv = json_string(val)) == NULL) {
+                snprintf(why, why_size, "the query string is not valid percent-encoded UTF-8");
+                ok = false;
+            } else {
+                json_t *have = json_object_get(q, key);
+                if (have == NULL)
+                    json_object_set_new(q, key, jv);
+                else if (json_is_array(have))
+                    json_array_append_new(have, jv);
+                else
+                    json_object_set_new(q, key, json_pack("[O o]", have, jv));
+            }
+            json_decref(jk);
+            free(key);
+            free(val);
+        }
+        p = stop + 1;
+    }
+    return ok;
+}

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include "mp/buf.h"
 #include "mp/status.h"
 #include "mp/yaml.h"
@@ -86,5 +87,12 @@ void gw_errorf(mp_buf_t *errs, const char *file, const mp_yaml_node_t *at, const
 /** Percent-decodes `len` bytes into `out` (room for len+1); '+' stays '+' (paths) unless `plus_is_space`. Returns the
  *  decoded length, or -1 on a bad escape or a decoded NUL. */
 long gw_pct_decode(char *out, const char *in, size_t len, bool plus_is_space);
+
+#define GW_MAX_QUERY_PARAMS 32
+
+/** Parses a query string (`len` bytes after the '?', percent-encoded, '+' for space) into the object `q`: each key's
+ *  value a string, or a list of strings when the key repeats. Returns false with a reason in `why` (more than
+ *  GW_MAX_QUERY_PARAMS parameters, a bad escape, text that is not UTF-8); `q` may then hold some of them. */
+bool gw_query_parse(json_t *q, const char *qs, size_t len, char *why, size_t why_size);
 
 #endif
