@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "mp/alloc.h"
 #include "mp/cors.h"
 #include "mp/http_resp.h"
 
@@ -16,20 +15,9 @@
 
 void mp_cors_init(mp_cors_t *c, const char *const *origins, size_t n, int max_age_s)
 {
-    c->origins = mp_xcalloc(n ? n : 1, sizeof(*c->origins));
+    c->origins = origins;
     c->n = n;
-    for (size_t i = 0; i < n; i++)
-        c->origins[i] = mp_xstrdup(origins[i]);
     snprintf(c->max_age, sizeof(c->max_age), "%d", max_age_s > 0 ? max_age_s : 0);
-}
-
-void mp_cors_dispose(mp_cors_t *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        free(c->origins[i]);
-    free(c->origins);
-    c->origins = NULL;
-    c->n = 0;
 }
 
 bool mp_cors_allowed(const mp_cors_t *c, const char *origin, size_t len)

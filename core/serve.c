@@ -331,6 +331,16 @@ static void free_role(mp_svc_t *svc)
     free(svc->stats);
 }
 
+/* After a failed load(): what it read so far (descriptors, statistics, the configuration). */
+static void unload(process_t *p)
+{
+    for (size_t i = 0; p->svcs && i < p->nsvcs; i++)
+        free_role(&p->svcs[i]);
+    free(p->svcs);
+    free(p->set.nats_inbox);
+    mp_cfg_destroy(p->cfg);
+}
+
 static void block_signals(process_t *p)
 {
     sigemptyset(&p->sigs);
@@ -375,9 +385,7 @@ int mp_serve_main(int argc, char **argv)
 
     block_signals(&p);
     if (!roles_known(roles) || !load(&p, argc, argv)) {
-        mp_cfg_destroy(p.cfg);
-        free(p.svcs);
-        free(p.set.nats_inbox);
+        unload(&p);
         return 2;
     }
     if (connect_bus(&p, "moonport") != MP_OK) {
@@ -432,9 +440,7 @@ int mp_migrate_main(int argc, char **argv)
     const char *roles = opt_value(argc, argv, "--roles");
     int rc = 0;
     if (!roles_known(roles) || !load(&p, argc, argv)) {
-        mp_cfg_destroy(p.cfg);
-        free(p.svcs);
-        free(p.set.nats_inbox);
+        unload(&p);
         return 2;
     }
     for (size_t i = 0; i < p.nsvcs && rc == 0; i++) {
@@ -457,9 +463,7 @@ int mp_serve_command(const mp_service_def_t *def, const mp_command_t *cmd, int a
     process_t p = {0};
     int rc;
     if (!load(&p, argc, argv)) {
-        mp_cfg_destroy(p.cfg);
-        free(p.svcs);
-        free(p.set.nats_inbox);
+        unload(&p);
         return 2;
     }
     mp_svc_t *svc = NULL;

@@ -31,6 +31,9 @@
 #include "openapi.h"
 #include "routes.h"
 
+/* most rate-limit groups, per-service breakers and trusted proxy blocks the configuration may name */
+#define GW_MAX_CONFIGURED 64
+
 /* A service's circuit breaker, with its metrics. */
 typedef struct gw_service {
     char *name; /* the subject's first token */
@@ -77,19 +80,23 @@ typedef struct gw {
         size_t min_size;
     } gzip;
     mp_cors_t cors;
-    gw_cidr_t *trusted_proxies;
+    /* what configure reads lives in fixed arrays and borrows the configuration's strings, so a process that
+     * never starts the gateway role (or fails before it) has nothing to free */
+    gw_cidr_t trusted_proxies[GW_MAX_CONFIGURED];
     size_t ntrusted;
-    bool rate_limit; /* master switch */
-    gw_rl_policy_t *limits;
+    bool rate_limit;                               /* master switch */
+    gw_rl_policy_t conf_limits[GW_MAX_CONFIGURED]; /* gateway.rate_limits.<group> */
+    size_t nconf_limits;
+    gw_rl_policy_t *limits; /* every group the routes use (gw_settings_bind) */
     size_t nlimits;
     gw_limiter_shared_t limiter;
     char *redis_password; /* secret, owned */
     bool breakers;        /* master switch */
     gw_breaker_opts_t breaker_defaults;
     struct gw_breaker_override {
-        char *name;
+        const char *name;
         gw_breaker_opts_t opts;
-    } * breaker_overrides; /* gateway.circuit_breakers.<service> */
+    } breaker_overrides[GW_MAX_CONFIGURED]; /* gateway.circuit_breakers.<service> */
     size_t nbreaker_overrides;
     struct {
         bool enabled;

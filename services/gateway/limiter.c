@@ -85,7 +85,7 @@ void gw_limiter_shared_init(gw_limiter_shared_t *sh)
     atomic_store(&state.warned, false);
     set_backend_gauges(false);
     if (sh->local == NULL)
-        sh->local = gw_rl_local_create(100000);
+        sh->local = gw_rl_local_create(sh->local_max_keys ? sh->local_max_keys : 100000);
 }
 
 void gw_limiter_shared_dispose(gw_limiter_shared_t *sh)

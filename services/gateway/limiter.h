@@ -33,8 +33,9 @@ typedef struct gw_limiter_shared {
     const char *prefix;         /* Redis key prefix, "mp:rl:" */
     int timeout_ms;
     int nthreads;
-    bool use_redis; /* false: local buckets only */
-    gw_rl_local_t *local;
+    bool use_redis;        /* false: local buckets only */
+    size_t local_max_keys; /* size of the local table (default 100000) */
+    gw_rl_local_t *local;  /* made by gw_limiter_shared_init() */
 } gw_limiter_shared_t;
 
 typedef struct gw_limiter gw_limiter_t;

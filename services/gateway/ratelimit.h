@@ -27,9 +27,9 @@ typedef enum { GW_RL_KEY_USER, GW_RL_KEY_IP } gw_rl_key_t;
 
 /** One route group's limit (gateway.rate_limits.<group>). */
 typedef struct gw_rl_policy {
-    char *group;
-    double rate;  /* tokens per second */
-    double burst; /* bucket size */
+    const char *group; /* borrowed: the configuration's or the routes' text */
+    double rate;       /* tokens per second */
+    double burst;      /* bucket size */
     gw_rl_key_t key;
     bool enabled;
     char rate_arg[32], burst_arg[32]; /* as sent to the Redis script */

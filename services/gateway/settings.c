@@ -86,7 +86,7 @@ static void read_limit(gw_rl_policy_t *p, mp_cfg_t *cfg, const char *group)
     double burst;
     gw_rl_key_t kind;
     builtin_limit(group, &rate_text, &burst, &kind);
-    p->group = mp_xstrdup(group);
+    p->group = group;
     snprintf(key, sizeof(key), "gateway.rate_limits.%s.rate", group);
     const char *rate = mp_cfg_str(cfg, key, rate_text);
     if (!gw_rl_parse_rate(&p->rate, rate)) {
@@ -139,7 +139,11 @@ void gw_settings_read(gw_t *gw, mp_cfg_t *cfg)
 
     const char *const *proxies = NULL;
     size_t nproxies = mp_cfg_strv(cfg, "gateway.trusted_proxies", NULL, &proxies);
-    gw->trusted_proxies = mp_xcalloc(nproxies ? nproxies : 1, sizeof(*gw->trusted_proxies));
+    if (nproxies > GW_MAX_CONFIGURED) {
+        mp_cfg_error_at(cfg, mp_cfg_node(cfg, "gateway.trusted_proxies"), "gateway.trusted_proxies: at most %d blocks",
+                        GW_MAX_CONFIGURED);
+        nproxies = GW_MAX_CONFIGURED;
+    }
     for (size_t i = 0; i < nproxies; i++) {
         if (gw_cidr_parse(&gw->trusted_proxies[gw->ntrusted], proxies[i]))
             gw->ntrusted++;
@@ -153,14 +157,16 @@ void gw_settings_read(gw_t *gw, mp_cfg_t *cfg)
     gw->limiter.timeout_ms = (int)mp_cfg_duration_ms(cfg, "gateway.rate_limit.redis_timeout", 50, 1, 10000);
     gw->limiter.prefix = mp_cfg_str(cfg, "gateway.rate_limit.key_prefix", "mp:rl:");
     gw->limiter.use_redis = mp_cfg_bool(cfg, "gateway.rate_limit.redis", true);
-    gw->limiter.local =
-        gw_rl_local_create((size_t)mp_cfg_int(cfg, "gateway.rate_limit.local_max_keys", 100000, 1000, 100000000));
+    gw->limiter.local_max_keys = (size_t)mp_cfg_int(cfg, "gateway.rate_limit.local_max_keys", 100000, 1000, 100000000);
     const mp_yaml_node_t *groups = mp_cfg_node(cfg, "gateway.rate_limits");
     check_fields(cfg, groups, "gateway.rate_limits", limit_fields);
     size_t ngroups = groups && groups->type == MP_YAML_MAP ? groups->n : 0;
-    gw->limits = mp_xcalloc(ngroups + 4, sizeof(*gw->limits));
+    if (ngroups > GW_MAX_CONFIGURED) {
+        mp_cfg_error_at(cfg, groups, "gateway.rate_limits: at most %d groups", GW_MAX_CONFIGURED);
+        ngroups = GW_MAX_CONFIGURED;
+    }
     for (size_t i = 0; i < ngroups; i++)
-        read_limit(&gw->limits[gw->nlimits++], cfg, groups->keys[i]);
+        read_limit(&gw->conf_limits[gw->nconf_limits++], cfg, groups->keys[i]);
 
     gw->breakers = mp_cfg_bool(cfg, "gateway.circuit_breaker.enabled", true);
     gw_breaker_opts_t builtin = {
@@ -169,11 +175,14 @@ void gw_settings_read(gw_t *gw, mp_cfg_t *cfg)
     const mp_yaml_node_t *per_service = mp_cfg_node(cfg, "gateway.circuit_breakers");
     check_fields(cfg, per_service, "gateway.circuit_breakers", breaker_fields);
     size_t nsvc = per_service && per_service->type == MP_YAML_MAP ? per_service->n : 0;
-    gw->breaker_overrides = mp_xcalloc(nsvc + 1, sizeof(*gw->breaker_overrides));
+    if (nsvc > GW_MAX_CONFIGURED) {
+        mp_cfg_error_at(cfg, per_service, "gateway.circuit_breakers: at most %d services", GW_MAX_CONFIGURED);
+        nsvc = GW_MAX_CONFIGURED;
+    }
     for (size_t i = 0; i < nsvc; i++) {
         char prefix[200];
         snprintf(prefix, sizeof(prefix), "gateway.circuit_breakers.%s", per_service->keys[i]);
-        gw->breaker_overrides[i].name = mp_xstrdup(per_service->keys[i]);
+        gw->breaker_overrides[i].name = per_service->keys[i];
         read_breaker(&gw->breaker_overrides[i].opts, cfg, prefix, &gw->breaker_defaults);
     }
     gw->nbreaker_overrides = nsvc;
@@ -243,9 +252,8 @@ static void on_collect(void *arg)
         mp_series_set(gw->services[i].m_state, gw_breaker_state(&gw->services[i].breaker));
 }
 
-/* Adds the limits of a group the configuration does not name, and re-points the first `bound` routes' policies
- * (the array may move). */
-static gw_rl_policy_t *add_limit(gw_t *gw, const char *group, size_t bound)
+/* Adds the limits of a group the configuration does not name. */
+static gw_rl_policy_t *add_limit(gw_t *gw, const char *group)
 {
     gw_rl_policy_t lim = {0};
     const char *rate_text;
@@ -259,12 +267,9 @@ static gw_rl_policy_t *add_limit(gw_t *gw, const char *group, size_t bound)
         lim.key = kind;
         lim.enabled = true;
     }
-    lim.group = mp_xstrdup(group);
+    lim.group = group;
     set_args(&lim);
-    gw->limits = mp_xrealloc(gw->limits, (gw->nlimits + 1) * sizeof(*gw->limits));
-    gw->limits[gw->nlimits++] = lim;
-    for (size_t j = 0; j < bound; j++)
-        gw->policies[j].limit = limit_for(gw, gw->routes.items[j].group);
+    gw->limits[gw->nlimits++] = lim; /* room for every route's group was made by gw_settings_bind() */
     return &gw->limits[gw->nlimits - 1];
 }
 
@@ -282,13 +287,16 @@ void gw_settings_bind(gw_t *gw)
         mp_metrics_gauge("moonport_gateway_route_policy", "Each route's policies (value: max in flight)",
                          "route,method,group,service,timeout_ms,retry,validated");
     gw->policies = mp_xcalloc(gw->routes.n ? gw->routes.n : 1, sizeof(*gw->policies));
+    gw->limits = mp_xcalloc(gw->nconf_limits + gw->routes.n + 1, sizeof(*gw->limits));
+    memcpy(gw->limits, gw->conf_limits, gw->nconf_limits * sizeof(*gw->limits));
+    gw->nlimits = gw->nconf_limits;
     gw->services = mp_xcalloc(gw->routes.n ? gw->routes.n : 1, sizeof(*gw->services));
     for (size_t i = 0; i < gw->routes.n; i++) {
         const gw_route_t *rt = &gw->routes.items[i];
         gw_route_policy_t *p = &gw->policies[i];
         gw_rl_policy_t *lim = limit_for(gw, rt->group);
         if (lim == NULL) /* a group the configuration does not name: the built-in or `default` limits */
-            lim = add_limit(gw, rt->group, i);
+            lim = add_limit(gw, rt->group);
         p->limit = lim;
         p->service = service_for(gw, rt->subject);
         p->max_inflight = rt->max_inflight ? rt->max_inflight : gw->max_inflight;
@@ -340,8 +348,6 @@ void gw_service_report(gw_service_t *svc, const gw_breaker_event_t *ev)
 
 void gw_settings_dispose(gw_t *gw)
 {
-    for (size_t i = 0; i < gw->nlimits; i++)
-        free(gw->limits[i].group);
     free(gw->limits);
     gw->limits = NULL;
     gw->nlimits = 0;
@@ -351,17 +357,8 @@ void gw_settings_dispose(gw_t *gw)
     }
     free(gw->services);
     gw->services = NULL;
-    for (size_t i = 0; i < gw->nbreaker_overrides; i++)
-        free(gw->breaker_overrides[i].name);
-    free(gw->breaker_overrides);
-    gw->breaker_overrides = NULL;
-    gw->nbreaker_overrides = 0;
     gw->nservices = 0;
     free(gw->policies);
     gw->policies = NULL;
-    free(gw->trusted_proxies);
-    gw->trusted_proxies = NULL;
-    gw->ntrusted = 0;
-    mp_cors_dispose(&gw->cors);
     gw_limiter_shared_dispose(&gw->limiter);
 }

@@ -29,16 +29,15 @@
 #include <h2o.h>
 
 typedef struct mp_cors {
-    char **origins;
+    const char *const *origins; /* borrowed */
     size_t n;
     char max_age[24]; /* seconds, as text */
 } mp_cors_t;
 
-/** Copies `n` origins ("https://app.example.com", no trailing slash) into `c`, with preflight answers cached by
- *  browsers for `max_age_s` seconds. Storage is the caller's; free with mp_cors_dispose(). */
+/** Sets up `c` with `n` origins ("https://app.example.com", no trailing slash) and preflight answers cached by
+ *  browsers for `max_age_s` seconds. The origins are borrowed (the configuration's strings): they must outlive `c`.
+ *  Allocates nothing; storage is the caller's. */
 void mp_cors_init(mp_cors_t *c, const char *const *origins, size_t n, int max_age_s);
-/** Frees the list. Accepts a zeroed struct. */
-void mp_cors_dispose(mp_cors_t *c);
 
 /** True when `origin` (`len` bytes) is in the list. Any thread. */
 bool mp_cors_allowed(const mp_cors_t *c, const char *origin, size_t len);

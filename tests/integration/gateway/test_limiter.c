@@ -68,7 +68,7 @@ static gw_rl_result_t decide(uv_loop_t *loop, gw_limiter_t *l, const gw_rl_polic
 
 static gw_rl_policy_t policy(const char *group, const char *rate, const char *burst)
 {
-    gw_rl_policy_t p = {.group = (char *)group, .enabled = true};
+    gw_rl_policy_t p = {.group = group, .enabled = true};
     assert_true(gw_rl_parse_rate(&p.rate, rate));
     p.burst = atof(burst);
     snprintf(p.rate_arg, sizeof(p.rate_arg), "%.17g", p.rate);

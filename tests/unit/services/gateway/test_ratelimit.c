@@ -87,7 +87,7 @@ static void test_ratelimit_clock_going_back_grants_nothing(void **state)
 
 static gw_rl_policy_t policy(const char *group, double rate, double burst)
 {
-    return (gw_rl_policy_t){.group = (char *)group, .rate = rate, .burst = burst, .enabled = true};
+    return (gw_rl_policy_t){.group = group, .rate = rate, .burst = burst, .enabled = true};
 }
 
 static void test_ratelimit_local_keys_and_groups_are_separate(void **state)
