@@ -26,7 +26,9 @@ class SharedLimitTest(unittest.TestCase):
     def setUpClass(cls):
         cls.contract = Contract(ROUTES)
         # the same key prefix: two replicas of one deployment
-        env = {"MOONPORT_GATEWAY_RATE_LIMIT_KEY_PREFIX": f"mp:rl:shared-{os.getpid()}-{time.time_ns()}:"}
+        # a generous Redis timeout: this test is about sharing; a busy machine must not push it onto local buckets
+        env = {"MOONPORT_GATEWAY_RATE_LIMIT_KEY_PREFIX": f"mp:rl:shared-{os.getpid()}-{time.time_ns()}:",
+               "MOONPORT_GATEWAY_RATE_LIMIT_REDIS_TIMEOUT": "2s"}
         limits = {"tight": {"rate": f"{cls.RATE:g}/s", "burst": cls.BURST, "key": "ip"}}
         cls.gws = [context.new_moonport(roles="gateway", routes_file=cls.contract.routes_file,
                                         specs_dir=cls.contract.specs_dir, rate_limits=limits, env=env).start()

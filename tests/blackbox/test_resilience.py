@@ -31,7 +31,7 @@ class BreakerTest(unittest.TestCase):
                                "auth": "none", "retry": False}, None)])
         gw = context.new_moonport(roles="gateway", routes_file=contract.routes_file, specs_dir=contract.specs_dir,
                                   gateway_extra="  circuit_breakers:\n    payment: {min_requests: 5, "
-                                                "failure_ratio: 0.5, window: 10s, cooldown: 2s, probes: 2}\n").start()
+                                                "failure_ratio: 0.5, window: 10s, cooldown: 4s, probes: 2}\n").start()
         svc = responder("payment.v1.zz_ping").start()
         c = Client(gw.url)
         try:
@@ -51,14 +51,14 @@ class BreakerTest(unittest.TestCase):
             self.assertEqual(gw.metric("moonport_circuit_transitions_total", service="payment", to="open"), 1)
             r = c.get("/v1/zz/ping")
             self.assertEqual(r.status, 503)
-            self.assertIn(r.header("retry-after"), ("1", "2"))
+            self.assertIn(r.header("retry-after"), ("1", "2", "3", "4"))
             # back, but the circuit is open: the gateway does not ask it until the cool-down is over
             svc.start()
             served = svc.served
             self.assertEqual(c.get("/v1/zz/ping").status, 503)
             self.assertEqual(svc.served, served)
             # after the cool-down two probes succeed and close it
-            wait_for(lambda: c.get("/v1/zz/ping").status == 200, 5, "a probe gets through")
+            wait_for(lambda: c.get("/v1/zz/ping").status == 200, 10, "a probe gets through")
             self.assertEqual(c.get("/v1/zz/ping").status, 200)
             wait_for(lambda: gw.metric("moonport_circuit_state", service="payment") == 0, 5, "the circuit closes")
             self.assertEqual(gw.metric("moonport_circuit_transitions_total", service="payment", to="half_open"), 1)
@@ -92,9 +92,9 @@ class DeadlineSheddingRetryTest(unittest.TestCase):
         cls.gw = context.new_moonport(roles="gateway", routes_file=cls.contract.routes_file,
                                       specs_dir=cls.contract.specs_dir,
                                       gateway_extra="  retry: {budget: 1.0, backoff: 20ms}\n").start()
-        cls.slow = responder("order.v1.zz_slow", delay=1.5).start()
+        cls.slow = responder("order.v1.zz_slow", delay=3.0).start()
         cls.fast = responder("user.v1.zz_fast").start()
-        cls.capped = responder("user.v1.zz_capped", delay=2.0).start()
+        cls.capped = responder("user.v1.zz_capped", delay=3.0).start()
         cls.c = Client(cls.gw.url)
 
     @classmethod
@@ -116,7 +116,7 @@ class DeadlineSheddingRetryTest(unittest.TestCase):
         r = result["r"]
         self.assertEqual(r.status, 504, r.body)
         self.assertEqual(r.json["status"], 504)
-        self.assertLess(time.time() - t0, 1.4)  # it did not wait for the service's 1.5 s answer
+        self.assertLess(time.time() - t0, 2.5)  # it did not wait for the service's 3 s answer
         # the service was told when its answer stops mattering: the route's 300 ms budget
         deadline = int(self.slow.requests[-1][0]["Deadline"])
         self.assertAlmostEqual(deadline / 1000, t0 + 0.3, delta=0.25)
