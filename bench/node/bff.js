@@ -10,7 +10,14 @@ const NATS_URL = process.env.NATS_URL || "nats://127.0.0.1:4222";
 const PORT = Number(process.env.PORT || 8090);
 
 async function main() {
-  const nc = await connect({ servers: NATS_URL, name: "node-bff" });
+  // nats://user:pass@host:port, as moonport's test stacks hand out: nats.js wants the credentials apart
+  const u = new URL(NATS_URL);
+  const opts = { servers: `${u.hostname}:${u.port || 4222}`, name: "node-bff" };
+  if (u.username) {
+    opts.user = decodeURIComponent(u.username);
+    opts.pass = decodeURIComponent(u.password);
+  }
+  const nc = await connect(opts);
 
   async function call(subject, input, fallback) {
     try {
