@@ -164,6 +164,8 @@ bool bff_json_decode(lua_State *L, const char *text, size_t len, char *err, size
 bool bff_json_encode(lua_State *L, int idx, mp_buf_t *out, char *err, size_t errsize);
 /** True when `len` bytes are one valid JSON value (UTF-8 checked, nesting at most 64), decoding nothing. */
 bool bff_json_valid(const char *text, size_t len);
+/* The value of the four hex digits at p (a \uXXXX escape), or -1. */
+int bff_json_hex4(const char *p);
 /** Pushes a reply body (validated): objects and arrays as lazy views, scalars decoded. */
 void bff_view_push_reply(lua_State *L, const char *body, size_t len);
 /** 0: not a view; 1: a view whose bytes are *p, *len; 2: a materialized view, its table pushed. */

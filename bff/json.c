@@ -7,8 +7,10 @@
  *   - null becomes nil (so `if x.avatar then` works); bff.json.null writes
  *     an explicit null;
  *   - an empty table encodes as [] (BFF responses mostly hold lists); an
- *     empty object decoded from JSON remembers it was an object, and
- *     bff.json.object() makes a new one;
+ *     empty object decoded from JSON (also one whose members were all null)
+ *     remembers it was an object, and bff.json.object() makes a new one;
+ *   - an array decoded with nulls between its items remembers its length,
+ *     so it encodes back with those nulls (trailing nulls are dropped);
  *   - numbers are doubles: integers up to 2^53 print without a fraction.
  * Nesting is limited to 64 levels both ways, which also stops cycles.
  */
@@ -20,8 +22,9 @@
 
 #define MAX_DEPTH 64
 
-static char obj_mt_key; /* registry key of the "this is an object" metatable */
-static char null_key;   /* address used as the json.null sentinel */
+static char obj_mt_key;  /* registry key of the "this is an object" metatable */
+static char null_key;    /* address used as the json.null sentinel */
+static char arr_len_key; /* key of the length in the metatable of an array decoded with null holes */
 
 /* ---- decoding ---------------------------------------------------------------- */
 
@@ -45,7 +48,7 @@ static void skip_ws(dec_t *d)
         d->p++;
 }
 
-static int hex4(const char *p)
+int bff_json_hex4(const char *p)
 {
     int v = 0;
     for (int i = 0; i < 4; i++) {
@@ -146,12 +149,12 @@ static bool dec_string(dec_t *d)
         if (e != '\0' && hit) {
             mp_buf_append(&d->tmp, to + (hit - map), 1);
         } else if (e == 'u') {
-            int cp = d->end - d->p >= 4 ? hex4(d->p) : -1;
+            int cp = d->end - d->p >= 4 ? bff_json_hex4(d->p) : -1;
             if (cp < 0)
                 return fail(d, "bad \\u escape");
             d->p += 4;
             if (cp >= 0xd800 && cp <= 0xdbff) {
-                int lo = d->end - d->p >= 6 && d->p[0] == '\\' && d->p[1] == 'u' ? hex4(d->p + 2) : -1;
+                int lo = d->end - d->p >= 6 && d->p[0] == '\\' && d->p[1] == 'u' ? bff_json_hex4(d->p + 2) : -1;
                 if (lo < 0xdc00 || lo > 0xdfff)
                     return fail(d, "unpaired surrogate");
                 d->p += 6;
@@ -173,6 +176,15 @@ static bool dec_string(dec_t *d)
     return true;
 }
 
+/* Skips a run of digits; false when there was none. */
+static bool skip_digits(dec_t *d)
+{
+    const char *s = d->p;
+    while (d->p < d->end && *d->p >= '0' && *d->p <= '9')
+        d->p++;
+    return d->p > s;
+}
+
 static bool dec_number(dec_t *d)
 {
     const char *s = d->p;
@@ -182,24 +194,60 @@ static bool dec_number(dec_t *d)
         return fail(d, "bad number");
     if (*d->p == '0' && d->p + 1 < d->end && d->p[1] >= '0' && d->p[1] <= '9')
         return fail(d, "leading zero in a number");
-    while (d->p < d->end && ((*d->p >= '0' && *d->p <= '9') || *d->p == '.' || *d->p == 'e' || *d->p == 'E' ||
-                             *d->p == '+' || *d->p == '-'))
+    /* RFC 8259's grammar exactly (strtod alone would take "1." and "1.e5"): int [frac] [exp], both with digits */
+    skip_digits(d);
+    if (d->p < d->end && *d->p == '.') {
         d->p++;
-    char buf[64];
+        if (!skip_digits(d))
+            return fail(d, "bad number");
+    }
+    if (d->p < d->end && (*d->p == 'e' || *d->p == 'E')) {
+        d->p++;
+        if (d->p < d->end && (*d->p == '+' || *d->p == '-'))
+            d->p++;
+        if (!skip_digits(d))
+            return fail(d, "bad number");
+    }
+    /* any length is valid JSON (bff_json_valid accepts it): copy long numbers to the heap */
+    char buf[64], *copy = buf;
     size_t n = (size_t)(d->p - s);
-    if (n >= sizeof(buf))
-        return fail(d, "number too long");
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
-    double v = strtod(buf, &end);
-    if (*end != '\0' || !isfinite(v))
-        return fail(d, "bad number");
+    if (n >= sizeof(buf)) {
+        mp_buf_reset(&d->tmp);
+        mp_buf_append(&d->tmp, s, n);
+        copy = d->tmp.base;
+    } else {
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+    }
+    double v = strtod(copy, NULL);
+    if (!isfinite(v))
+        return fail(d, "number out of range");
     lua_pushnumber(d->L, v);
     return true;
 }
 
 static bool dec_value(dec_t *d, int depth);
+
+/* Gives the table on top the shared "this is an object" metatable, so it encodes as {} even when empty. */
+static void mark_object(lua_State *L)
+{
+    lua_pushlightuserdata(L, &obj_mt_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
+}
+
+/* Gives the array on top, which has null holes, a metatable of its own holding its length (trailing nulls not
+ * counted): the encoder writes the holes back as nulls instead of refusing a table with gaps in its keys. */
+static void mark_array(lua_State *L, int len)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "json array");
+    lua_setfield(L, -2, "__metatable"); /* locked, like the object marker */
+    lua_pushlightuserdata(L, &arr_len_key);
+    lua_pushinteger(L, len);
+    lua_rawset(L, -3);
+    lua_setmetatable(L, -2);
+}
 
 static bool dec_container(dec_t *d, int depth, bool object)
 {
@@ -210,14 +258,11 @@ static bool dec_container(dec_t *d, int depth, bool object)
     d->p++;
     lua_newtable(d->L);
     skip_ws(d);
-    int n = 0;
+    int n = 0, present = 0, last = 0; /* arrays: elements, non-null ones, the index of the last non-null one */
     if (d->p < d->end && *d->p == (object ? '}' : ']')) {
         d->p++;
-        if (object) {
-            lua_pushlightuserdata(d->L, &obj_mt_key);
-            lua_rawget(d->L, LUA_REGISTRYINDEX);
-            lua_setmetatable(d->L, -2);
-        }
+        if (object)
+            mark_object(d->L);
         return true;
     }
     for (;;) {
@@ -232,11 +277,17 @@ static bool dec_container(dec_t *d, int depth, bool object)
         if (!dec_value(d, depth + 1))
             return false;
         if (object) {
-            if (lua_isnil(d->L, -1))
+            if (lua_isnil(d->L, -1)) {
                 lua_pop(d->L, 2); /* null member: absent */
-            else
+            } else {
                 lua_rawset(d->L, -3);
+                present++;
+            }
         } else {
+            if (!lua_isnil(d->L, -1)) {
+                present++;
+                last = n + 1;
+            }
             lua_rawseti(d->L, -2, ++n); /* a null element leaves a hole; #t stops there */
         }
         skip_ws(d);
@@ -246,6 +297,11 @@ static bool dec_container(dec_t *d, int depth, bool object)
         }
         if (d->p < d->end && *d->p == (object ? '}' : ']')) {
             d->p++;
+            /* {"a": null} is still an object, and [1, null, 3] still has 3 elements when encoded again */
+            if (object && present == 0)
+                mark_object(d->L);
+            else if (!object && present < last)
+                mark_array(d->L, last);
             return true;
         }
         return fail(d, object ? "expected ',' or '}'" : "expected ',' or ']'");
@@ -377,7 +433,17 @@ static long array_length(enc_t *e, int idx)
         if (k > max)
             max = (long)k;
     }
-    return n == max ? n : -1;
+    if (n == max)
+        return n;
+    /* an array decoded with null holes: its length as decoded, holes written as null */
+    long len = 0;
+    if (lua_getmetatable(L, idx)) {
+        lua_pushlightuserdata(L, &arr_len_key);
+        lua_rawget(L, -2);
+        len = (long)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+    }
+    return max <= len ? len : -1;
 }
 
 static bool is_object_marked(lua_State *L, int idx)

@@ -27,7 +27,10 @@ const char *bff_route_parse(bff_route_t *r, const char *tmpl)
         if (r->nsegs == BFF_MAX_SEGS)
             return "too many path segments";
         bool param = p[0] == '{' && p[len - 1] == '}';
-        if (!param && (memchr(p, '{', len) || memchr(p, '}', len)))
+        /* braces only around a whole segment: "{a}{b}" is not one parameter named "a}{b" */
+        const char *in = param ? p + 1 : p;
+        size_t inlen = param ? len - 2 : len;
+        if (memchr(in, '{', inlen) || memchr(in, '}', inlen))
             return "a parameter must be a whole segment, like {id}";
         r->is_param[r->nsegs] = param;
         if (param) {

@@ -17,6 +17,7 @@
  * its bytes can never produce invalid JSON. Each view keeps its reply alive
  * (a Lua string in its environment), so views may outlive their request.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +60,6 @@ static size_t utf8_len(const unsigned char *p, size_t avail)
     return n;
 }
 
-static bool is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* A string starting at p ('"'); returns the byte after its closing quote, or NULL. */
 static const char *skip_string(const char *p, const char *e)
 {
@@ -78,9 +74,18 @@ static const char *skip_string(const char *p, const char *e)
             if (++p >= e)
                 return NULL;
             if (*p == 'u') {
-                if (e - p < 5 || !is_hex(p[1]) || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]))
+                /* the decoder's rules (json.c): no \u0000, surrogates only as a high-low pair; a reply it would
+                 * refuse must not pass as valid, or its views would read as nil and materialize as {} */
+                int cp = e - p >= 5 ? bff_json_hex4(p + 1) : -1;
+                if (cp <= 0 || (cp >= 0xdc00 && cp <= 0xdfff))
                     return NULL;
                 p += 5;
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    int lo = e - p >= 6 && p[0] == '\\' && p[1] == 'u' ? bff_json_hex4(p + 2) : -1;
+                    if (lo < 0xdc00 || lo > 0xdfff)
+                        return NULL;
+                    p += 6;
+                }
             } else if (strchr("\"\\/bfnrt", *p) && *p) {
                 p++;
             } else {
@@ -98,17 +103,33 @@ static const char *skip_string(const char *p, const char *e)
     return NULL;
 }
 
+/* The decoder reads numbers as doubles and refuses one that overflows (1e400): refuse it here too. */
+static bool number_finite(const char *s, size_t n)
+{
+    char buf[64], *copy = n < sizeof(buf) ? buf : mp_xmalloc(n + 1);
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    bool ok = isfinite(strtod(copy, NULL));
+    if (copy != buf)
+        free(copy);
+    return ok;
+}
+
 static const char *skip_number(const char *p, const char *e)
 {
+    const char *s = p, *int_start;
     if (p < e && *p == '-')
         p++;
     if (p >= e || *p < '0' || *p > '9')
         return NULL;
+    int_start = p;
     if (*p == '0')
         p++;
     else
         while (p < e && *p >= '0' && *p <= '9')
             p++;
+    /* only an exponent or a huge integer part can overflow: strtod just for those, replies rarely have them */
+    bool may_overflow = p - int_start > 300;
     if (p < e && *p == '.') {
         const char *d = ++p;
         while (p < e && *p >= '0' && *p <= '9')
@@ -125,8 +146,9 @@ static const char *skip_number(const char *p, const char *e)
             p++;
         if (p == d)
             return NULL;
+        may_overflow = true;
     }
-    return p;
+    return may_overflow && !number_finite(s, (size_t)(p - s)) ? NULL : p;
 }
 
 /* Any value starting at p (no leading space); returns the byte after it, or NULL when malformed. */
@@ -330,7 +352,8 @@ static int l_index(lua_State *L)
             }
             p = skip_ws(skip_ws(kend, e) + 1, e);
             const char *vend = skip_value(p, e, 0);
-            if (same) {
+            /* a null member is absent, as pairs and the decoder have it: {"a":null,"a":1} reads as a = 1 */
+            if (same && !(vend - p == 4 && memcmp(p, "null", 4) == 0)) {
                 hit = p;
                 hit_end = vend;
                 break;

@@ -225,8 +225,6 @@ static bool parse_size(const char *s, size_t len, size_t *out)
     return true;
 }
 
-/* Handles one complete item at the start of `p`; returns bytes consumed, 0 when more data is needed, -1 on a
- * protocol error. */
 /* -ERR 'Permissions Violation for Publish to "x.v1.y"': this role may not send there. Logged at most once a
  * second (a hot path must not flood the log); the owner fails the calls to that subject at once. */
 static void on_denied(mp_natsio_t *n, const char *msg)
@@ -243,6 +241,8 @@ static void on_denied(mp_natsio_t *n, const char *msg)
         n->o.on_denied(n->o.arg, at + sizeof(pub) - 1, (size_t)(end - at - (sizeof(pub) - 1)));
 }
 
+/* Handles one complete item at the start of `p`; returns bytes consumed, 0 when more data is needed, -1 on a
+ * protocol error. */
 static long parse_one(mp_natsio_t *n, const char *p, size_t avail)
 {
     const char *eol = memmem(p, avail, "\r\n", 2);

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh [seconds]: builds every tests/fuzz/fuzz_<name>.c with
-# clang's libFuzzer, ASan and UBSan into build-fuzz/, and runs each for
-# `seconds` (default 30). Seeds come from tests/fuzz/corpus/<name>/ when it
-# exists; inputs the fuzzer discovers go to build-fuzz/corpus/<name>/ (never
-# into the checked-in seeds), crashes to build-fuzz/artifacts/. Exits 1 when
-# any target fails to build or finds a crash, leak, timeout or broken
-# property. Needs clang and the -dev packages of jansson, libyaml and OpenSSL;
-# no CMake configuration is involved.
+# tests/fuzz/run.sh [seconds [name...]]: builds every tests/fuzz/fuzz_<name>.c
+# (or only the named ones) with clang's libFuzzer, ASan and UBSan into
+# build-fuzz/, and runs each for `seconds` (default 30). Seeds come from
+# tests/fuzz/corpus/<name>/ when it exists; inputs the fuzzer discovers go to
+# build-fuzz/corpus/<name>/ (never into the checked-in seeds), crashes to
+# build-fuzz/artifacts/. Exits 1 when any target fails to build or finds a
+# crash, leak, timeout or broken property. Needs clang and the -dev packages
+# of jansson, libyaml and OpenSSL (and, for the BFF, NATS and validation
+# targets, LuaJIT, libh2o, libuv and nats.c); no CMake configuration is
+# involved.
 set -u
 
 secs=${1:-30}
+shift $(($# > 0 ? 1 : 0))
+only=("$@")
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/build-fuzz"
 cc=${CC:-clang}
@@ -20,17 +24,36 @@ declare -A srcs=(
     [json]="core/json.c core/buf.c core/alloc.c core/status.c"
     [route]="services/gateway/routes.c core/yaml.c core/buf.c core/alloc.c core/status.c"
     [yaml_cfg]="core/yaml.c core/cfg.c core/buf.c core/alloc.c core/status.c"
+    [bff_json]="bff/json.c bff/view.c core/buf.c core/alloc.c core/status.c"
+    # stub_service.c stands in for the service layer core/input.c replies through
+    [bff_route]="bff/routes.c core/url.c core/input.c core/problem.c core/buf.c core/alloc.c core/status.c
+                 tests/fuzz/stub_service.c"
+    # natsio.c is #included by its target (to reach the static parser)
+    [natsio]="core/bus.c core/log.c core/reqctx.c core/buf.c core/alloc.c core/status.c"
+    [validate]="services/gateway/routes.c services/gateway/openapi.c services/gateway/params.c
+                services/gateway/schema.c services/gateway/pattern.c core/yaml.c core/json.c core/input.c
+                core/problem.c core/url.c core/buf.c core/alloc.c core/status.c tests/fuzz/stub_service.c"
 )
 declare -A incs=(
     [route]="-I$root/services/gateway"
+    [bff_json]="-I$root/bff -I$root/bff/include"
+    [bff_route]="-I$root/bff -I$root/bff/include"
+    [validate]="-I$root -I$root/services/gateway"
 )
+# pkg-config packages every target links, and the extra ones some need
 pkgs=(jansson yaml-0.1 libcrypto)
+declare -A extra_pkgs=(
+    [bff_json]="luajit libh2o libuv"
+    [bff_route]="luajit libh2o libuv libnats"
+    [natsio]="libh2o libuv libssl libnats"
+    [validate]="libh2o libuv libnats"
+)
 
 if ! command -v "$cc" >/dev/null; then
     echo "run.sh: $cc not found (apt-get install clang)" >&2
     exit 1
 fi
-if ! libs=$(pkg-config --libs "${pkgs[@]}") || ! pkgcflags=$(pkg-config --cflags "${pkgs[@]}"); then
+if ! pkg-config --exists "${pkgs[@]}"; then
     echo "run.sh: missing development packages for: ${pkgs[*]}" >&2
     exit 1
 fi
@@ -42,9 +65,19 @@ summary=()
 for target in "$root"/tests/fuzz/fuzz_*.c; do
     name=$(basename "$target" .c)
     name=${name#fuzz_}
+    if [[ ${#only[@]} -gt 0 && " ${only[*]} " != *" $name "* ]]; then
+        continue
+    fi
     if [[ -z "${srcs[$name]+set}" ]]; then
         echo "run.sh: no source list for fuzz_$name in tests/fuzz/run.sh" >&2
         failed+=("$name (no source list)")
+        continue
+    fi
+    # shellcheck disable=SC2206 # a word list
+    tpkgs=("${pkgs[@]}" ${extra_pkgs[$name]:-})
+    if ! libs=$(pkg-config --libs "${tpkgs[@]}") || ! pkgcflags=$(pkg-config --cflags "${tpkgs[@]}"); then
+        echo "run.sh: missing development packages for fuzz_$name: ${tpkgs[*]}" >&2
+        failed+=("$name (packages)")
         continue
     fi
     bin="$out/fuzz_$name"
