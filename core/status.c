@@ -4,6 +4,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "mp/status.h"
 
 static const struct {
@@ -51,10 +52,13 @@ mp_status_t mp_status_from_http(int http)
 
 mp_status_t mp_err_set(mp_status_t s, const char *fmt, ...)
 {
+    /* through a copy: callers may wrap the previous detail ("...: %s", mp_err_get()) */
+    char tmp[sizeof(err_detail)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_detail, sizeof(err_detail), fmt, ap);
+    vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
+    memcpy(err_detail, tmp, strlen(tmp) + 1);
     return s;
 }
 
