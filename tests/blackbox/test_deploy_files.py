@@ -310,6 +310,77 @@ class ChartFilesTest(unittest.TestCase):
         self.assertEqual(unused, [], "roleDefaults settings no template reads")
 
 
+def define(helpers: str, name: str) -> str:
+    """The body of `{{- define "<name>" -}}` in _helpers.tpl (up to the next comment or define)."""
+    m = re.search(r'\{\{-? define "' + re.escape(name) + r'" -?\}\}(.*?)(?=\n\{\{/\*|\n\{\{-? define |\Z)', helpers, re.S)
+    assert m, f"_helpers.tpl has no define {name}"
+    return m.group(1)
+
+
+class ChartNatsTest(unittest.TestCase):
+    """Read from the templates (no helm here): every role's pod connects as the NATS user named after it, with
+    its password file mounted from the one key of the password Secret that is its own; the Secret holds a
+    password for every user of the chart's authorization block."""
+
+    def setUp(self):
+        self.t = templates()
+        self.helpers = self.t["_helpers.tpl"]
+        self.users = nats_conf_users(read(nats_auth.HELM_CONF))
+
+    def role_only(self, body: str, what: str) -> str:
+        """The part of a helper that only roles get ({{- if ne .name "migrate" }} ... {{- end }})."""
+        m = re.search(r'\{\{- if ne \.name "migrate" \}\}(.*?)\{\{- end \}\}', body, re.S)
+        self.assertTrue(m, f"{what}: the NATS part is not for roles only")
+        return m.group(1)
+
+    def test_the_deployment_passes_each_role_its_own_name(self):
+        deployment = self.t["deployment.yaml"]
+        self.assertIn('$args := dict "root" $ "name" $name', deployment)
+        for helper in ("moonport.env", "moonport.volumeMounts", "moonport.volumes"):
+            self.assertIn(f'include "{helper}" $args', deployment)
+        self.assertRegex(self.t["migrate-job.yaml"], r'\$args := dict "root" \. "name" "migrate"')
+
+    def test_each_role_is_its_own_nats_user_with_its_own_password_file(self):
+        env = self.role_only(define(self.helpers, "moonport.env"), "moonport.env")
+        self.assertRegex(env, r"- name: MOONPORT_NATS_USER\s+value: \{\{ \.name \| quote \}\}\n")
+        path = re.search(r"- name: MOONPORT_NATS_PASSWORD_FILE\s+value: (\S+)", env).group(1)
+        mounts = self.role_only(define(self.helpers, "moonport.volumeMounts"), "moonport.volumeMounts")
+        self.assertRegex(mounts, r"- name: nats-password\s+mountPath: " + re.escape(os.path.dirname(path)) +
+                         r"\s+readOnly: true")
+        volumes = self.role_only(define(self.helpers, "moonport.volumes"), "moonport.volumes")
+        m = re.fullmatch(r'\s*(?:\{\{- /\*.*?\*/\}\}\s*)?- name: nats-password\s+secret:\s+'
+                         r'secretName: \{\{ include "moonport.natsSecretName" \$root \}\}\s+defaultMode: 0440\s+'
+                         r'items:\s+- key: \{\{ include "moonport.natsPasswordKey" \(dict "root" \$root "name" \.name\) \}\}'
+                         r'\s+path: (\S+)\s*', volumes, re.S)
+        self.assertTrue(m, "the nats-password volume must hold exactly one item: the role's own key\n" + volumes)
+        self.assertEqual(m.group(1), os.path.basename(path))
+
+    def test_each_roles_key_is_its_users_password_variable_and_no_other_roles(self):
+        key_fmt = re.search(r'printf "(NATS_PASSWORD_%s)" \(upper \.name\)',
+                            define(self.helpers, "moonport.natsPasswordKey")).group(1)
+        self.assertIn("fail", define(self.helpers, "moonport.natsPasswordKey"), "a role without a user must fail")
+        keys = {}
+        for name in values()["roles"]:
+            self.assertIn(name, self.users, f"{nats_auth.HELM_CONF} has no NATS user for the role {name}")
+            keys[name] = key_fmt % name.upper()
+            self.assertEqual("$" + keys[name], self.users[name]["password"], name)
+        self.assertEqual(len(set(keys.values())), len(keys), "two roles would share a password")
+
+    def test_the_secret_has_every_users_password_and_keeps_them(self):
+        secret = self.t["nats-secret.yaml"]
+        m = re.search(r'regexFindAll `([^`]+)` \(\.Files\.Get "([^"]+)"\)', secret)
+        self.assertTrue(m, "nats-secret.yaml derives its keys from the authorization block")
+        self.assertEqual(os.path.join("infra", "helm", "moonport", m.group(2)), nats_auth.HELM_CONF)
+        refs = {r.lstrip("$") for r in re.findall(m.group(1).replace("[$]", r"\$"), read(nats_auth.HELM_CONF))}
+        self.assertEqual(refs, {u["password"].lstrip("$") for u in self.users.values()})
+        self.assertRegex(secret, r'lookup "v1" "Secret" \.Release\.Namespace \$name')
+        self.assertIn('{{- if not .Values.nats.passwordsSecret }}', secret)
+        self.assertIn('.Values.nats.passwordsSecret', define(self.helpers, "moonport.natsSecretName"))
+        configmap = self.t["nats-authorization.yaml"]
+        self.assertIn(f'.Files.Get "{os.path.relpath(nats_auth.HELM_CONF, os.path.join("infra", "helm", "moonport"))}"',
+                      configmap)
+
+
 class ValuesTest(unittest.TestCase):
     def setUp(self):
         self.v = values()
