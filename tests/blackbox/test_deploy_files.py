@@ -524,6 +524,19 @@ class DockerfileTest(unittest.TestCase):
         for tool in ("build-essential", "cmake", "pkg-config"):
             self.assertNotIn(tool, apt_packages(rt))
 
+    def test_image_has_the_files_the_gateway_reads_at_start(self):
+        """Relative paths resolve against WORKDIR /etc/moonport: each directory the image's config (or a
+        default) names must be copied there, or the gateway stops at start."""
+        cfg = load_yaml("config", "moonport.yaml")
+        rt = self.stages[1]
+        self.assertRegex(rt, r"\nWORKDIR /etc/moonport\n")
+        for section, key, default in (("gateway", "routes_file", "config/routes.yaml"),
+                                      ("gateway", "specs_dir", "api-specs"), ("bff", "scripts_dir", "scripts/lua")):
+            path = (cfg.get(section) or {}).get(key, default)
+            top = path.split("/")[0]
+            self.assertIn(f"COPY --from=build /src/{top}/ /etc/moonport/{top}/", rt,
+                          f"{section}.{key} is {path}, which the image does not have")
+
     def test_runtime_packages_provide_every_library_the_binary_needs(self):
         b = binary()
         if b is None or not all(shutil.which(t) for t in ("dpkg", "ldd", "objdump")):
