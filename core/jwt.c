@@ -313,6 +313,29 @@ size_t mp_jwks_count(const mp_jwks_t *keys)
     return keys != NULL ? keys->n : 0;
 }
 
+bool mp_jwks_same_key(const mp_jwks_t *a, const mp_jwks_t *b, const char *kid)
+{
+    if (a == NULL || b == NULL || kid == NULL)
+        return false;
+    const jwt_key_t *ka = find_key(a, kid), *kb = find_key(b, kid);
+    if (ka == NULL || kb == NULL)
+        return false;
+    return ka == kb || (ka->alg == kb->alg && EVP_PKEY_eq(ka->pkey, kb->pkey) == 1);
+}
+
+bool mp_jwks_equal(const mp_jwks_t *a, const mp_jwks_t *b)
+{
+    if (a == b)
+        return true;
+    if (a == NULL || b == NULL || a->n != b->n)
+        return false;
+    /* kids are unique within a set, so every kid of `a` found with the same key in `b` means the same set */
+    for (size_t i = 0; i < a->n; i++)
+        if (!mp_jwks_same_key(a, b, a->keys[i].kid))
+            return false;
+    return true;
+}
+
 /* ---- verification ------------------------------------------------------ */
 
 /* Splits at exactly two dots; the header and payload must not be empty (the signature may, to fail later). */
@@ -490,8 +513,11 @@ static mp_status_t read_claims(mp_jwt_claims_t *c, const json_t *p)
     return read_roles(c, json_object_get(p, "roles"));
 }
 
-static mp_status_t check_times(const mp_jwt_claims_t *c, const mp_jwt_verify_opts_t *opts)
+mp_status_t mp_jwt_check_times(const mp_jwt_claims_t *c, const mp_jwt_verify_opts_t *opts)
 {
+    static const mp_jwt_verify_opts_t no_opts = {0};
+    if (opts == NULL)
+        opts = &no_opts;
     int64_t now = opts->now != 0 ? opts->now : (int64_t)time(NULL);
     int64_t leeway = opts->leeway_s < 0 ? 0 : opts->leeway_s > JWT_MAX_LEEWAY ? JWT_MAX_LEEWAY : opts->leeway_s;
 
@@ -568,7 +594,7 @@ mp_status_t mp_jwt_verify(mp_jwt_claims_t *out, const mp_jwks_t *keys, const cha
         goto cleanup;
     }
     if ((st = verify_signature(key, token, parts.len[0] + 1 + parts.len[1], parts.seg[2], parts.len[2])) != MP_OK ||
-        (st = read_claims(&c, payload)) != MP_OK || (st = check_times(&c, opts)) != MP_OK ||
+        (st = read_claims(&c, payload)) != MP_OK || (st = mp_jwt_check_times(&c, opts)) != MP_OK ||
         (st = check_iss_aud(payload, opts)) != MP_OK)
         goto cleanup;
     *out = c;

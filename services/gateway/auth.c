@@ -6,6 +6,16 @@
  * Auth over NATS; the answer resumes every parked request on that thread.
  * Refreshes are rate-limited process-wide, so forged kids cannot make the
  * gateway hammer Auth: past the limit an unknown kid is simply a 401.
+ *
+ * Verified tokens are kept per loop thread (tokcache.h), so a token sent
+ * again costs a lookup instead of a signature check. A hit answers exactly
+ * as a fresh verification would: its time window (exp, nbf, iat with the
+ * leeway) is checked again on every hit, its session against the
+ * revocations whenever a revocation arrived since it was last checked,
+ * and when the key set changes the thread drops every token whose key
+ * left or changed before it looks at another one. The thread verifies with
+ * its own reference to the key set, renewed when the set's generation
+ * moves, so no request takes the key store's lock.
  */
 #include <string.h>
 #include <strings.h>
@@ -105,10 +115,68 @@ static int has_role(const gw_req_t *gr, const char *role)
     return 0;
 }
 
+static bool same_key(void *arg, const mp_jwt_claims_t *claims)
+{
+    mp_jwks_t **sets = arg;
+    return mp_jwks_same_key(sets[0], sets[1], claims->kid);
+}
+
+/* Takes up the key store's current set when it changed, dropping the kept tokens whose key is gone or replaced. */
+static void sync_keys(gw_thread_t *th)
+{
+    gw_keys_t *keys = th->gw->keys;
+    uint64_t gen = gw_keys_generation(keys);
+    if (gen == th->keys_gen && th->jwks)
+        return;
+    mp_jwks_t *sets[2] = {th->jwks, gw_keys_get(keys)};
+    if (th->tokens)
+        gw_tokcache_retain(th->tokens, same_key, sets);
+    mp_jwks_release(th->jwks);
+    th->jwks = sets[1];
+    th->keys_gen = gen;
+}
+
+/* Verifies the token into gr->claims, from the thread's kept tokens when it can. MP_OK, MP_ENOTFOUND (unknown kid)
+ * or MP_EUNAUTH with the detail in mp_err_get(). */
+static mp_status_t verify(gw_req_t *gr, const char *token, size_t len)
+{
+    gw_thread_t *th = gr->th;
+    gw_t *gw = th->gw;
+    int64_t now = (int64_t)time(NULL);
+    mp_jwt_verify_opts_t opts = {.issuer = gw->issuer, .audience = gw->audience, .leeway_s = gw->leeway_s, .now = now};
+    uint64_t revoked_gen = gw_keys_revocation_generation(gw->keys);
+
+    sync_keys(th);
+    gw_tokcache_entry_t *e = th->tokens ? gw_tokcache_find(th->tokens, token, len) : NULL;
+    if (e) {
+        mp_status_t st = mp_jwt_check_times(&e->claims, &opts);
+        if (st == MP_OK && e->revoked_gen != revoked_gen) {
+            if (gw_keys_revoked(gw->keys, e->claims.sid, now))
+                st = mp_err_set(MP_EUNAUTH, "the session of this token was revoked");
+            else
+                e->revoked_gen = revoked_gen;
+        }
+        if (st == MP_OK)
+            gr->claims = e->claims;
+        else
+            gw_tokcache_drop(th->tokens, e);
+        return st;
+    }
+    if (th->jwks == NULL)
+        return MP_ENOTFOUND;
+    mp_status_t st = mp_jwt_verify(&gr->claims, th->jwks, token, len, &opts);
+    if (st != MP_OK)
+        return st;
+    if (gw_keys_revoked(gw->keys, gr->claims.sid, now))
+        return mp_err_set(MP_EUNAUTH, "the session of this token was revoked");
+    if (th->tokens)
+        gw_tokcache_put(th->tokens, token, len, &gr->claims, revoked_gen);
+    return MP_OK;
+}
+
 int gw_auth_check(gw_req_t *gr)
 {
     const gw_route_t *rt = gr->match.route;
-    gw_t *gw = gr->th->gw;
     size_t len = 0;
 
     gr->authenticated = 0;
@@ -125,10 +193,7 @@ int gw_auth_check(gw_req_t *gr)
         unauthorized(gr, "the Authorization header must be \"Bearer <token>\"");
         return 0;
     }
-    mp_jwks_t *keys = gw_keys_get(gw->keys);
-    mp_jwt_verify_opts_t opts = {.issuer = gw->issuer, .audience = gw->audience, .leeway_s = gw->leeway_s};
-    mp_status_t st = keys ? mp_jwt_verify(&gr->claims, keys, token, len, &opts) : MP_ENOTFOUND;
-    mp_jwks_release(keys);
+    mp_status_t st = verify(gr, token, len);
     if (st == MP_ENOTFOUND) {
         if (park_for_keys(gr) == 0)
             return 0;
@@ -137,10 +202,6 @@ int gw_auth_check(gw_req_t *gr)
     }
     if (st != MP_OK) {
         unauthorized(gr, mp_err_get());
-        return 0;
-    }
-    if (gw_keys_revoked(gw->keys, gr->claims.sid, (int64_t)time(NULL))) {
-        unauthorized(gr, "the session of this token was revoked");
         return 0;
     }
     if (rt->role && !has_role(gr, rt->role)) {

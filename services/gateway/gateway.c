@@ -132,6 +132,8 @@ static void on_thread_start(void *arg, mp_http_thread_t *t)
     gw_thread_t *th = mp_xcalloc(1, sizeof(*th));
     th->gw = gw;
     h2o_linklist_init_anchor(&th->key_waiters);
+    if (gw->token_cache)
+        th->tokens = gw_tokcache_create(gw->token_cache);
     if (mp_bus_loop_create(&th->bl, gw->bus, &t->loop) != MP_OK ||
         gw_limiter_create(&th->limiter, &t->loop, &gw->limiter) != MP_OK) {
         mp_log_kv(MP_LOG_FATAL, NULL, "cannot create the loop's bus or redis connection", "error", mp_err_get(), NULL);
@@ -154,6 +156,8 @@ static void on_thread_stop(void *arg, mp_http_thread_t *t)
     mp_bff_thread_stop(th->bff);
     mp_bus_loop_destroy(th->bl);
     gw_limiter_destroy(th->limiter);
+    gw_tokcache_destroy(th->tokens);
+    mp_jwks_release(th->jwks);
     for (int i = 0; i < GW_RETRY_DELAYS; i++)
         h2o_timeout_dispose(&t->loop, &th->retry_delay[i]);
     uv_run(&t->loop, UV_RUN_NOWAIT);
@@ -176,6 +180,7 @@ static void gateway_configure(mp_svc_t *svc, mp_cfg_t *cfg)
     gw->issuer = mp_cfg_str(cfg, "jwt.issuer", "moonport");
     gw->audience = mp_cfg_str(cfg, "jwt.audience", "moonport-api");
     gw->leeway_s = (int)(mp_cfg_duration_ms(cfg, "jwt.leeway", 60000, 0, 60000) / 1000);
+    gw->token_cache = (size_t)mp_cfg_int(cfg, "gateway.token_cache", 4096, 0, 10000000);
     gw->bff_enabled = mp_cfg_bool(cfg, "bff.enabled", true);
     gw->bff.scripts_dir = mp_cfg_str(cfg, "bff.scripts_dir", "scripts/lua");
     gw->bff.hot_reload = mp_cfg_bool(cfg, "bff.hot_reload", true);

@@ -6,7 +6,7 @@
  * auth.c (token check), call.c (breaker, deadline, retries, the reply); and
  * settings.c, which turns gateway.* into per-route policies. The policies'
  * building blocks are leaf modules with their own headers: openapi.h,
- * schema.h, limiter.h, ratelimit.h, breaker.h, clientip.h.
+ * schema.h, limiter.h, ratelimit.h, breaker.h, clientip.h, tokcache.h.
  *
  * `gw_t` is process-wide and read-only once serving starts, except for the
  * key store, the breakers and the in-flight counters, which are
@@ -31,6 +31,7 @@
 #include "limiter.h"
 #include "openapi.h"
 #include "routes.h"
+#include "tokcache.h"
 
 /* most rate-limit groups, per-service breakers and trusted proxy blocks the configuration may name */
 #define GW_MAX_CONFIGURED 64
@@ -69,6 +70,7 @@ typedef struct gw {
     const char *issuer;
     const char *audience;
     int leeway_s;
+    size_t token_cache; /* verified tokens kept per loop thread; 0: none */
     int idle_timeout_ms;
     const char *tls_cert, *tls_key;
     bool bff_enabled;
@@ -119,7 +121,10 @@ typedef struct gw_thread {
     gw_limiter_t *limiter;
     h2o_linklist_t key_waiters; /* requests parked until a JWKS refresh answers */
     int key_refreshing;
-    double retry_tokens;                        /* the retry budget of this thread */
+    mp_jwks_t *jwks;       /* the key set this thread verifies with (retained), renewed when keys_gen moves */
+    uint64_t keys_gen;     /* gw_keys_generation() when jwks was taken */
+    gw_tokcache_t *tokens; /* verified tokens (auth.c); NULL when gateway.token_cache is 0 */
+    double retry_tokens;   /* the retry budget of this thread */
     h2o_timeout_t retry_delay[GW_RETRY_DELAYS]; /* backoff with jitter: one is picked at random */
 } gw_thread_t;
 

@@ -5,6 +5,7 @@
  * sessions revoked within one access-token lifetime.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,9 +24,11 @@ struct gw_keys {
     pthread_mutex_t mu;
     mp_jwks_t *jwks;
     int64_t last_refresh;
+    _Atomic uint64_t keys_gen; /* bumped (under mu, after the swap) when the set's keys change */
     pthread_rwlock_t rw;
     revoked_t *buckets[NBUCKETS];
     size_t nrevoked;
+    _Atomic uint64_t revoked_gen; /* bumped (under rw, after the change) when a revocation is added or extended */
 };
 
 static size_t bucket_of(const char *s)
@@ -75,8 +78,15 @@ void gw_keys_set(gw_keys_t *k, mp_jwks_t *keys)
     pthread_mutex_lock(&k->mu);
     mp_jwks_t *old = k->jwks;
     k->jwks = keys;
+    if (!mp_jwks_equal(old, keys)) /* the periodic sync re-installs the same set: no change to announce */
+        atomic_fetch_add_explicit(&k->keys_gen, 1, memory_order_release);
     pthread_mutex_unlock(&k->mu);
     mp_jwks_release(old);
+}
+
+uint64_t gw_keys_generation(gw_keys_t *k)
+{
+    return atomic_load_explicit(&k->keys_gen, memory_order_acquire);
 }
 
 bool gw_keys_may_refresh(gw_keys_t *k, int64_t now_ms, int64_t min_interval_ms)
@@ -104,8 +114,10 @@ void gw_keys_revoke(gw_keys_t *k, const char *sid, int64_t until_s)
             continue;
         }
         if (strcmp(r->sid, sid) == 0) {
-            if (until_s > r->until)
+            if (until_s > r->until) {
                 r->until = until_s;
+                atomic_fetch_add_explicit(&k->revoked_gen, 1, memory_order_release);
+            }
             pthread_rwlock_unlock(&k->rw);
             return;
         }
@@ -117,7 +129,13 @@ void gw_keys_revoke(gw_keys_t *k, const char *sid, int64_t until_s)
     r->next = k->buckets[b];
     k->buckets[b] = r;
     k->nrevoked++;
+    atomic_fetch_add_explicit(&k->revoked_gen, 1, memory_order_release);
     pthread_rwlock_unlock(&k->rw);
+}
+
+uint64_t gw_keys_revocation_generation(gw_keys_t *k)
+{
+    return atomic_load_explicit(&k->revoked_gen, memory_order_acquire);
 }
 
 bool gw_keys_revoked(gw_keys_t *k, const char *sid, int64_t now_s)

@@ -71,6 +71,18 @@ void mp_jwks_release(mp_jwks_t *keys);
 bool mp_jwks_has(const mp_jwks_t *keys, const char *kid);
 /** Number of keys in the set. */
 size_t mp_jwks_count(const mp_jwks_t *keys);
+/** True when both sets hold a key named `kid` with the same algorithm and public key (a token that one set verifies
+ *  under that kid, the other verifies too). False when either is NULL or lacks the kid. */
+bool mp_jwks_same_key(const mp_jwks_t *a, const mp_jwks_t *b, const char *kid);
+/** True when both sets hold the same keys under the same kids (or are both NULL). */
+bool mp_jwks_equal(const mp_jwks_t *a, const mp_jwks_t *b);
+
+/**
+ * The time checks of mp_jwt_verify() alone, on claims it returned: `exp` not passed and `nbf`/`iat` not in the future,
+ * each with the leeway, at `opts->now` (0: time(NULL)). For callers that keep verified claims and must refuse them
+ * exactly when a fresh verification would. Errors: MP_EUNAUTH with the same detail as mp_jwt_verify(). Any thread.
+ */
+mp_status_t mp_jwt_check_times(const mp_jwt_claims_t *c, const mp_jwt_verify_opts_t *opts);
 
 /**
  * Loads a private key (PEM, PKCS#8 or traditional; RSA of at least 2048 bits gives RS256, EC P-256 gives ES256)
