@@ -30,7 +30,7 @@ typedef struct worker {
     struct mp_consumer *c;
     int index;
     pthread_t thread;
-    int64_t failing_since, last_complaint;
+    mp_events__streak_t streak;
 } worker_t;
 
 struct mp_consumer {
@@ -68,23 +68,7 @@ static void pause_ms(mp_consumer_t *c, int ms)
 
 static void complain(worker_t *w, const char *what, const char *error)
 {
-    int64_t now = mono_ms();
-    if (w->failing_since == 0)
-        w->failing_since = now;
-    if (w->last_complaint == 0 || now - w->last_complaint >= 30000) {
-        mp_log_kv(MP_LOG_WARN, NULL, what, "consumer", w->c->durable, "error", error, NULL);
-        w->last_complaint = now;
-    }
-}
-
-static void recovered(worker_t *w)
-{
-    if (w->failing_since == 0)
-        return;
-    char secs[24];
-    snprintf(secs, sizeof(secs), "%.1f", (double)(mono_ms() - w->failing_since) / 1000);
-    mp_log_kv(MP_LOG_INFO, NULL, "consumer fetching again", "consumer", w->c->durable, "after_s", secs, NULL);
-    w->failing_since = w->last_complaint = 0;
+    mp_events__failed(&w->streak, what, "consumer", w->c->durable, error);
 }
 
 /* ---- the handler's side ---------------------------------------------------------------- */
@@ -328,7 +312,7 @@ static void *worker_main(void *arg)
             continue;
         }
         errors = 0;
-        recovered(w);
+        mp_events__ok(&w->streak, "consumer fetching again", "consumer", c->durable);
         for (int i = 0; i < list.Count; i++) {
             if (atomic_load(&c->stopping))
                 natsMsg_Nak(list.Msgs[i], NULL); /* give the rest back at once to another instance */

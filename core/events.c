@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include "mp/events.h"
 #include "mp/json.h"
 #include "mp/log.h"
@@ -95,4 +96,32 @@ bool mp_events__sql(char *out, size_t size, const char *fmt, const char *schema)
     }
     out[n] = '\0';
     return true;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void mp_events__failed(mp_events__streak_t *s, const char *what, const char *key, const char *value, const char *error)
+{
+    int64_t now = mono_ms();
+    if (s->since_ms == 0)
+        s->since_ms = now;
+    if (s->last_log_ms == 0 || now - s->last_log_ms >= 30000) {
+        mp_log_kv(MP_LOG_WARN, NULL, what, key, value, "error", error, NULL);
+        s->last_log_ms = now;
+    }
+}
+
+void mp_events__ok(mp_events__streak_t *s, const char *what, const char *key, const char *value)
+{
+    if (s->since_ms == 0)
+        return;
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%.1f", (double)(mono_ms() - s->since_ms) / 1000);
+    mp_log_kv(MP_LOG_INFO, NULL, what, key, value, "after_s", secs, NULL);
+    s->since_ms = s->last_log_ms = 0;
 }

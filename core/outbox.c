@@ -35,7 +35,8 @@ struct mp_outbox {
     int kicked, stopping;
     jsCtx *js;
     int stream_ok;
-    int64_t failing_since, last_complaint, last_purge;
+    mp_events__streak_t streak;
+    int64_t last_purge;
     _Atomic uint64_t published;
     mp_series_t *m_published, *m_errors;
 };
@@ -63,28 +64,10 @@ mp_status_t mp_outbox_add(mp_db_conn_t *tx, const char *schema, const char *subj
 
 /* ---- the publisher --------------------------------------------------------------- */
 
-/* Logs the first failure of a streak at once and then every 30 s, so an outage is visible without flooding. */
 static void complain(mp_outbox_t *ob, const char *what, const char *error)
 {
-    int64_t now = mono_ms();
     mp_series_add(ob->m_errors, 1);
-    if (ob->failing_since == 0)
-        ob->failing_since = now;
-    if (ob->last_complaint == 0 || now - ob->last_complaint >= 30000) {
-        mp_log_kv(MP_LOG_WARN, NULL, what, "schema", ob->schema, "error", error, "note",
-                  "the events stay in the outbox and are published when this clears", NULL);
-        ob->last_complaint = now;
-    }
-}
-
-static void recovered(mp_outbox_t *ob)
-{
-    if (ob->failing_since == 0)
-        return;
-    char secs[24];
-    snprintf(secs, sizeof(secs), "%.1f", (double)(mono_ms() - ob->failing_since) / 1000);
-    mp_log_kv(MP_LOG_INFO, NULL, "outbox publishing again", "schema", ob->schema, "after_s", secs, NULL);
-    ob->failing_since = ob->last_complaint = 0;
+    mp_events__failed(&ob->streak, what, "schema", ob->schema, error);
 }
 
 /* Publishes one row; false when JetStream did not acknowledge it. */
@@ -182,7 +165,7 @@ cleanup:
     }
     if (failed)
         return -1;
-    recovered(ob);
+    mp_events__ok(&ob->streak, "outbox publishing again", "schema", ob->schema);
     return published;
 }
 

@@ -56,4 +56,14 @@ mp_status_t mp_event_parse(mp_event_t *ev, json_t **body, const char *text, size
  */
 bool mp_events__sql(char *out, size_t size, const char *fmt, const char *schema);
 
+/** A run of failures of one background loop (a publisher, a consumer worker), logged at its start, every 30 s while
+ *  it lasts, and when it ends, so an outage is visible without flooding the log. Zero-initialise; one thread. */
+typedef struct mp_events__streak {
+    int64_t since_ms, last_log_ms;
+} mp_events__streak_t;
+/** Records a failure: `what` happened to the loop named by `key`=`value`; `error` is the detail. */
+void mp_events__failed(mp_events__streak_t *s, const char *what, const char *key, const char *value, const char *error);
+/** Records a success: logs `what` with how long the failures lasted when there were any. */
+void mp_events__ok(mp_events__streak_t *s, const char *what, const char *key, const char *value);
+
 #endif

@@ -95,9 +95,13 @@ static void publish(const char *leaf, const char *event_id, const char *msg_id)
     snprintf(body, sizeof(body),
              "{\"id\":\"%s\",\"type\":\"test.%s\",\"occurred_at\":\"2026-11-23T21:07:08Z\",\"data\":{\"x\":1}}",
              event_id, leaf);
+    char mid[80];
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MsgId = msg_id;
+    if (msg_id) { /* unique per run: JetStream remembers ids for its 2-minute duplicate window */
+        snprintf(mid, sizeof(mid), "%d-%s", (int)getpid(), msg_id);
+        po.MsgId = mid;
+    }
     assert_int_equal(js_Publish(NULL, js, subj, body, (int)strlen(body), &po, NULL), NATS_OK);
 }
 
