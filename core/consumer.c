@@ -192,8 +192,8 @@ static void handle(mp_consumer_t *c, natsMsg *msg)
             count(c, &c->duplicates, c->m_duplicates); /* begin found it handled */
         else
             count(c, &c->handled, c->m_handled);
-        if (m.tx)
-            mp_outbox_kick(c->o.outbox);
+        if (m.tx && c->o.after_commit)
+            c->o.after_commit(c->o.arg);
     } else if (permanent(st)) {
         mp_log_kv(MP_LOG_ERROR, &lc, "event cannot be handled; dropped", "consumer", c->durable, "type", ev.type,
                   "status", mp_status_name(st), "error", mp_err_get(), NULL);

@@ -11,7 +11,6 @@
  * duplicates. The event body is built by Postgres from the row, so the bytes
  * published are exactly what was committed.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,15 +23,13 @@
 #include "mp/log.h"
 #include "mp/metrics.h"
 #include "mp/outbox.h"
+#include "mp/poller.h"
 
 struct mp_outbox {
     mp_outbox_opts_t o;
     char schema[64];
     char sql_select[512], sql_mark[160], sql_purge[160], lock_key[80];
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int kicked, stopping;
+    mp_poller_t *poller;
     jsCtx *js;
     int stream_ok;
     mp_events__streak_t streak;
@@ -169,44 +166,11 @@ cleanup:
     return published;
 }
 
-static void wait_for_work(mp_outbox_t *ob, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&ob->mu);
-    while (!ob->kicked && !ob->stopping)
-        if (pthread_cond_timedwait(&ob->cv, &ob->mu, &ts) != 0)
-            break;
-    ob->kicked = 0;
-    pthread_mutex_unlock(&ob->mu);
-}
-
-static bool stopping(mp_outbox_t *ob)
-{
-    pthread_mutex_lock(&ob->mu);
-    int s = ob->stopping;
-    pthread_mutex_unlock(&ob->mu);
-    return s;
-}
-
-static void *publisher_main(void *arg)
+/* A poller round: more rounds at once while full batches keep coming. */
+static int publisher_round(void *arg)
 {
     mp_outbox_t *ob = arg;
-    mp_log_set_thread_service(ob->schema);
-    while (!stopping(ob)) {
-        int n = publish_round(ob);
-        if (n == ob->o.batch)
-            continue; /* more are waiting */
-        wait_for_work(ob, ob->o.poll_ms);
-    }
-    mp_log_set_thread_service(NULL);
-    return NULL;
+    return publish_round(ob) == ob->o.batch;
 }
 
 mp_status_t mp_outbox_start(mp_outbox_t **out, const mp_outbox_opts_t *opts)
@@ -251,16 +215,9 @@ mp_status_t mp_outbox_start(mp_outbox_t **out, const mp_outbox_opts_t *opts)
                                        "Outbox rounds that failed (NATS or Postgres away); the events wait", "schema");
     ob->m_published = mp_metric_series(pub, MP_LABELS(ob->schema));
     ob->m_errors = mp_metric_series(err, MP_LABELS(ob->schema));
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ob->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&ob->mu, NULL);
-    if (pthread_create(&ob->thread, NULL, publisher_main, ob) != 0) {
+    /* the thread's log lines name the service whose outbox it is */
+    if (mp_poller_start(&ob->poller, ob->o.schema, ob->o.poll_ms, publisher_round, ob) != MP_OK) {
         jsCtx_Destroy(ob->js);
-        pthread_cond_destroy(&ob->cv);
-        pthread_mutex_destroy(&ob->mu);
         free(ob);
         return mp_err_set(MP_EINTERNAL, "outbox: cannot start its thread");
     }
@@ -270,26 +227,16 @@ mp_status_t mp_outbox_start(mp_outbox_t **out, const mp_outbox_opts_t *opts)
 
 void mp_outbox_kick(mp_outbox_t *ob)
 {
-    if (ob == NULL)
-        return;
-    pthread_mutex_lock(&ob->mu);
-    ob->kicked = 1;
-    pthread_cond_signal(&ob->cv);
-    pthread_mutex_unlock(&ob->mu);
+    if (ob)
+        mp_poller_kick(ob->poller);
 }
 
 void mp_outbox_stop(mp_outbox_t *ob)
 {
     if (ob == NULL)
         return;
-    pthread_mutex_lock(&ob->mu);
-    ob->stopping = 1;
-    pthread_cond_signal(&ob->cv);
-    pthread_mutex_unlock(&ob->mu);
-    pthread_join(ob->thread, NULL);
+    mp_poller_stop(ob->poller);
     jsCtx_Destroy(ob->js);
-    pthread_cond_destroy(&ob->cv);
-    pthread_mutex_destroy(&ob->mu);
     free(ob);
 }
 

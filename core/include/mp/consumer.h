@@ -54,7 +54,6 @@
 #include "mp/bus.h"
 #include "mp/db.h"
 #include "mp/events.h"
-#include "mp/outbox.h"
 #include "mp/status.h"
 
 typedef struct mp_consumer mp_consumer_t;
@@ -71,7 +70,9 @@ typedef struct mp_consumer_opts {
     const char *filter;  /* the subject it takes ("events.order.*"); wildcards allowed; copied */
     mp_consumer_fn handler;
     void *arg;
-    mp_outbox_t *outbox;     /* optional: kicked after each commit, so events the handler wrote go out at once */
+    /* optional: runs on the worker thread after each commit, with `arg` (wake an outbox publisher so the events
+     * the handler wrote go out at once, or a delivery thread) */
+    void (*after_commit)(void *arg);
     const char *log_service; /* the `service` field of the consumer's log lines (a static string); NULL: schema */
     int workers;             /* fetching threads; default 1 */
     int batch;               /* events per fetch; default 10 */
