@@ -33,6 +33,10 @@ auth:
     log_n: 12
     r: 8
     p: 1
+notification:
+  # one JSON file per delivered notification, read by tests through Moonport.notifications_dir
+  adapter: file
+  file_dir: {notifications_dir}
 """
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -52,10 +56,12 @@ class Moonport:
         self.admin_port = stacklib.free_port()
         self.keys_dir = keys_dir or os.path.join(self.dir, "keys")
         self.config_path = os.path.join(self.dir, "moonport.yaml")
+        self.notifications_dir = os.path.join(self.dir, "notifications")
         with open(self.config_path, "w") as f:
             f.write(BASE_CONFIG.format(admin_port=self.admin_port, http_port=self.http_port,
                                        routes_file=routes_file or os.path.join(ROOT, "config", "routes.yaml"),
-                                       keys_dir=self.keys_dir, log_level=log_level))
+                                       keys_dir=self.keys_dir, log_level=log_level,
+                                       notifications_dir=self.notifications_dir))
             f.write(extra_config)
         self.log_path = os.path.join(self.dir, "moonport.log")
         self.env = {**os.environ, **stack.env(), **(env or {})}
@@ -119,6 +125,18 @@ class Moonport:
             rc = self.proc.returncode
         self._log.close()
         return rc
+
+    def notifications(self) -> list[dict]:
+        """The notifications this process delivered so far (its file adapter's directory), oldest first."""
+        out = []
+        try:
+            names = [n for n in os.listdir(self.notifications_dir) if n.endswith(".json")]
+        except FileNotFoundError:
+            return out
+        for name in names:
+            with open(os.path.join(self.notifications_dir, name)) as f:
+                out.append(json.load(f))
+        return sorted(out, key=lambda n: (n["created_at"], n["id"]))
 
     def log_tail(self, lines: int = 40) -> str:
         try:
