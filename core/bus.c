@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "mp/alloc.h"
 #include "mp/bus.h"
@@ -267,9 +268,18 @@ size_t mp_msg_len(const mp_msg_t *m)
 
 const char *mp_msg_header(mp_msg_t *m, const char *name)
 {
-    const char *v = NULL;
-    if (natsMsgHeader_Get(m, name, &v) != NATS_OK)
+    const char *v = NULL, **keys = NULL;
+    int n = 0;
+    if (natsMsgHeader_Get(m, name, &v) == NATS_OK)
+        return v;
+    /* NATS header names are case-sensitive, HTTP's are not: the gateway forwards "idempotency-key" as HTTP/2
+     * spells it, and a service asking for "Idempotency-Key" must still find it */
+    if (natsMsgHeader_Keys(m, &keys, &n) != NATS_OK)
         return NULL;
+    for (int i = 0; i < n && v == NULL; i++)
+        if (strcasecmp(keys[i], name) == 0 && natsMsgHeader_Get(m, keys[i], &v) != NATS_OK)
+            v = NULL;
+    free((void *)keys);
     return v;
 }
 

@@ -96,7 +96,8 @@ mp_status_t mp_bus__build_msg(mp_msg_t **out, const mp_bus_call_t *call, const c
 const char *mp_msg_data(const mp_msg_t *m);
 /** The payload length. */
 size_t mp_msg_len(const mp_msg_t *m);
-/** A header's first value, or NULL. Borrowed; valid until the message is destroyed. */
+/** A header's first value, or NULL. The name matches in any case, as HTTP header names do ("idempotency-key" finds
+ *  "Idempotency-Key"). Borrowed; valid until the message is destroyed. */
 const char *mp_msg_header(mp_msg_t *m, const char *name);
 /** The reply's Status header as an HTTP code; 200 when absent; 502 when not a valid code. */
 int mp_msg_status(mp_msg_t *m);

@@ -77,6 +77,19 @@ static void test_bus_request_no_responders_is_unavailable(void **state)
     assert_true(mp_now_ms() - t0 < 1000);
 }
 
+static void test_bus_header_names_match_in_any_case(void **state)
+{
+    natsMsg *m = NULL;
+    assert_int_equal(natsMsg_Create(&m, "x", NULL, "", 0), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(m, "idempotency-key", "k1"), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(m, "Status", "201"), NATS_OK);
+    assert_string_equal(mp_msg_header(m, "Idempotency-Key"), "k1"); /* as the gateway forwards HTTP/2 names */
+    assert_string_equal(mp_msg_header(m, "idempotency-key"), "k1");
+    assert_string_equal(mp_msg_header(m, "STATUS"), "201");
+    assert_null(mp_msg_header(m, "If-Match"));
+    natsMsg_Destroy(m);
+}
+
 static void test_bus_server_drops_expired_requests(void **state)
 {
     mp_bus_server_t *srv;
@@ -251,6 +264,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bus_request_reaches_responder_with_headers),
         cmocka_unit_test(test_bus_request_no_responders_is_unavailable),
+        cmocka_unit_test(test_bus_header_names_match_in_any_case),
         cmocka_unit_test(test_bus_server_drops_expired_requests),
         cmocka_unit_test(test_bus_async_parallel_calls_overlap),
         cmocka_unit_test(test_bus_async_timeout_no_responder_and_cancel),
