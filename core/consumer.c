@@ -302,7 +302,8 @@ static void *worker_main(void *arg)
             continue;
         }
         if (s != NATS_OK) {
-            complain(w, "cannot fetch events", natsStatus_GetText(s));
+            const char *why = nats_GetLastError(NULL);
+            complain(w, "cannot fetch events", why && *why ? why : natsStatus_GetText(s));
             if (++errors >= 3 || s == NATS_CONNECTION_CLOSED || s == NATS_INVALID_SUBSCRIPTION) {
                 natsSubscription_Destroy(sub); /* never deletes the durable: only an explicit unsubscribe would */
                 sub = NULL;

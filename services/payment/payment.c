@@ -26,6 +26,9 @@ static void payment_configure(mp_svc_t *svc, mp_cfg_t *cfg)
     c->retry_base_ms = (int)mp_cfg_duration_ms(cfg, "payment.retry_base", 100, 1, 60000);
     c->retry_max_ms = (int)mp_cfg_duration_ms(cfg, "payment.retry_max", 2000, 1, 600000);
     c->consumer_workers = (int)mp_cfg_int(cfg, "payment.consumer_workers", 4, 1, 64);
+    /* how long a charge may run before JetStream redelivers its event (to this or another instance); the handler
+     * extends it while it retries, so it bounds one provider call, and how soon a crashed instance's work resumes */
+    c->ack_wait_ms = (int)mp_cfg_duration_ms(cfg, "payment.ack_wait", 30000, 1000, 600000);
 }
 
 static mp_status_t payment_init(mp_svc_t *svc)
@@ -54,7 +57,8 @@ static mp_status_t payment_start(mp_svc_t *svc)
                             .arg = &payment_state,
                             .after_commit = kick_outbox,
                             .log_service = "payment",
-                            .workers = payment_state.cfg.consumer_workers};
+                            .workers = payment_state.cfg.consumer_workers,
+                            .ack_wait_ms = payment_state.cfg.ack_wait_ms};
     mp_log_kv(MP_LOG_INFO, NULL, "charging through a payment adapter", "adapter", payment_state.adapter->name, NULL);
     return mp_consumer_start(&payment_state.orders, &o);
 }

@@ -20,6 +20,7 @@ typedef struct payment_settings {
     int retry_base_ms;    /* first wait between those calls; doubles, with jitter */
     int retry_max_ms;     /* cap on one wait */
     int consumer_workers; /* events handled at once (a slow provider call holds one) */
+    int ack_wait_ms;      /* redelivery after a crash mid-charge (the durable's AckWait) */
 } payment_settings_t;
 
 typedef struct payment_state {
