@@ -27,13 +27,9 @@ typedef struct page {
     struct page *next;
 } page_t;
 
-typedef struct page_handler {
-    h2o_handler_t super;
-    page_t *page;
-} page_handler_t;
-
 static check_t *checks, *checks_tail;
 static page_t *pages;
+static pthread_mutex_t pages_mu = PTHREAD_MUTEX_INITIALIZER; /* roles add pages after the admin port is up */
 static _Atomic int draining, started;
 static pthread_mutex_t ready_mu = PTHREAD_MUTEX_INITIALIZER;
 static mp_buf_t ready_cache;
@@ -59,8 +55,10 @@ void mp_admin_page(const char *path, mp_admin_page_cb cb, void *arg)
     p->path = mp_xstrdup(path);
     p->cb = cb;
     p->arg = arg;
+    pthread_mutex_lock(&pages_mu);
     p->next = pages;
     pages = p;
+    pthread_mutex_unlock(&pages_mu);
 }
 
 void mp_admin_set_started(void)
@@ -157,9 +155,16 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
 
 static int on_page(h2o_handler_t *self, h2o_req_t *req)
 {
-    page_t *p = ((page_handler_t *)self)->page;
+    page_t *p = NULL;
     mp_http_track(req);
     if (!is_get(req))
+        return -1;
+    pthread_mutex_lock(&pages_mu);
+    for (p = pages; p; p = p->next)
+        if (h2o_memis(req->path_normalized.base, req->path_normalized.len, p->path, strlen(p->path)))
+            break;
+    pthread_mutex_unlock(&pages_mu);
+    if (p == NULL)
         return -1;
     mp_buf_t b = MP_BUF_INIT;
     const char *ct = "application/json";
@@ -174,10 +179,7 @@ static void configure(void *arg, h2o_globalconf_t *conf, h2o_hostconf_t *host)
     mp_http_register(host, "/healthz", 0, on_healthz);
     mp_http_register(host, "/readyz", 0, on_readyz);
     mp_http_register(host, "/metrics", 0, on_metrics);
-    for (page_t *p = pages; p; p = p->next) {
-        page_handler_t *h = (page_handler_t *)mp_http_register(host, p->path, sizeof(page_handler_t), on_page);
-        h->page = p;
-    }
+    mp_http_register(host, "/", 0, on_page); /* pages registered by roles, looked up per request */
 }
 
 mp_status_t mp_admin_start(mp_http_server_t **out, const char *listen)

@@ -81,25 +81,30 @@ void mp_buf_json_escape(mp_buf_t *b, const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     mp_buf_reserve(b, len + 2);
     while (p < end) {
+        /* the common case: a run of printable ASCII, copied at once */
+        const unsigned char *run = p;
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            mp_buf_append(b, run, (size_t)(p - run));
+        if (p == end)
+            break;
         unsigned char c = *p;
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
             mp_buf_append(b, esc, 2);
             p++;
         } else if (c < 0x20) {
-            switch (c) {
-            case '\n':
+            static const char hex[] = "0123456789abcdef";
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            if (c == '\n')
                 mp_buf_append(b, "\\n", 2);
-                break;
-            case '\r':
+            else if (c == '\r')
                 mp_buf_append(b, "\\r", 2);
-                break;
-            case '\t':
+            else if (c == '\t')
                 mp_buf_append(b, "\\t", 2);
-                break;
-            default:
-                mp_buf_printf(b, "\\u%04x", c);
-            }
+            else
+                mp_buf_append(b, esc, 6);
             p++;
         } else {
             size_t n = utf8_seq_len(p, (size_t)(end - p));

@@ -23,6 +23,8 @@ struct mp_bus {
     natsConnection *nc;
     natsOptions *opts;
     char *name;
+    mp_bus_opts_t saved; /* copies, for the loop connections */
+    SSL_CTX *tls;
     /* nats.c runs connection callbacks on its own thread, even during close:
      * destroy waits for the final "closed" callback before freeing */
     pthread_mutex_t mu;
@@ -123,10 +125,65 @@ static natsStatus apply_opts(mp_bus_t *bus, const mp_bus_opts_t *o)
     return s;
 }
 
+static void save_opts(mp_bus_t *bus, const mp_bus_opts_t *o)
+{
+    bus->saved = *o;
+    bus->saved.url = mp_xstrdup(o->url ? o->url : "nats://127.0.0.1:4222");
+    bus->saved.name = bus->name;
+    bus->saved.user = mp_xstrdup(o->user);
+    bus->saved.password = mp_xstrdup(o->password);
+    bus->saved.creds_file = mp_xstrdup(o->creds_file);
+    bus->saved.ca_file = mp_xstrdup(o->ca_file);
+    if (o->ca_file) {
+        bus->tls = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_min_proto_version(bus->tls, TLS1_2_VERSION);
+        SSL_CTX_set_verify(bus->tls, SSL_VERIFY_PEER, NULL);
+        if (SSL_CTX_load_verify_locations(bus->tls, o->ca_file, NULL) != 1)
+            mp_log_kv(MP_LOG_ERROR, NULL, "cannot load the NATS CA file", "file", o->ca_file, NULL);
+    }
+}
+
+const mp_bus_opts_t *mp_bus__opts(const mp_bus_t *bus)
+{
+    return &bus->saved;
+}
+
+SSL_CTX *mp_bus__tls(mp_bus_t *bus)
+{
+    return bus->tls;
+}
+
+const char *mp_reply_header(const mp_reply_t *r, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    if (r->hdrs == NULL)
+        return NULL;
+    const char *p = memchr(r->hdrs, '\n', r->hdrs_len), *end = r->hdrs + r->hdrs_len;
+    while (p && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            break;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon && (size_t)(colon - p) == nl && strncasecmp(p, name, nl) == 0) {
+            const char *v = colon + 1;
+            while (v < eol && *v == ' ')
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
+                ve--;
+            *len = (size_t)(ve - v);
+            return v;
+        }
+        p = eol;
+    }
+    return NULL;
+}
+
 mp_status_t mp_bus_connect(mp_bus_t **out, const mp_bus_opts_t *o)
 {
     mp_bus_t *bus = mp_xcalloc(1, sizeof(*bus));
     bus->name = mp_xstrdup(o->name ? o->name : "moonport");
+    save_opts(bus, o);
     pthread_mutex_init(&bus->mu, NULL);
     pthread_cond_init(&bus->cv, NULL);
     natsStatus s = apply_opts(bus, o);
@@ -163,6 +220,14 @@ void mp_bus_destroy(mp_bus_t *bus)
         natsConnection_Destroy(bus->nc);
     }
     natsOptions_Destroy(bus->opts);
+    free((char *)bus->saved.url);
+    free((char *)bus->saved.user);
+    if (bus->saved.password)
+        memset((char *)bus->saved.password, 0, strlen(bus->saved.password));
+    free((char *)bus->saved.password);
+    free((char *)bus->saved.creds_file);
+    free((char *)bus->saved.ca_file);
+    SSL_CTX_free(bus->tls);
     pthread_mutex_destroy(&bus->mu);
     pthread_cond_destroy(&bus->cv);
     free(bus->name);
@@ -268,18 +333,9 @@ size_t mp_msg_len(const mp_msg_t *m)
 
 const char *mp_msg_header(mp_msg_t *m, const char *name)
 {
-    const char *v = NULL, **keys = NULL;
-    int n = 0;
-    if (natsMsgHeader_Get(m, name, &v) == NATS_OK)
-        return v;
-    /* NATS header names are case-sensitive, HTTP's are not: the gateway forwards "idempotency-key" as HTTP/2
-     * spells it, and a service asking for "Idempotency-Key" must still find it */
-    if (natsMsgHeader_Keys(m, &keys, &n) != NATS_OK)
+    const char *v = NULL;
+    if (natsMsgHeader_Get(m, name, &v) != NATS_OK)
         return NULL;
-    for (int i = 0; i < n && v == NULL; i++)
-        if (strcasecmp(keys[i], name) == 0 && natsMsgHeader_Get(m, keys[i], &v) != NATS_OK)
-            v = NULL;
-    free((void *)keys);
     return v;
 }
 

@@ -1,6 +1,6 @@
 /*
  * bus_loop.c: non-blocking NATS requests for one loop thread (see
- * mp/bus_loop.h).
+ * mp/bus_loop.h), on the loop's own connection (core/natsio.c).
  *
  * Deadlines live in a binary min-heap of (due, seq) pairs with lazy
  * deletion: a call answered early stays in the heap until its due time and
@@ -9,12 +9,13 @@
  * reply arriving in time) at one hash delete and no heap work.
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mp/alloc.h"
 #include "mp/bus_loop.h"
+#include "mp/natsio.h"
+#include "mp/reqctx.h"
 #include "mp/u64map.h"
 
 typedef struct call {
@@ -29,18 +30,11 @@ typedef struct due {
     uint64_t seq;
 } due_t;
 
-/* a reply on its way from a nats.c thread to the loop */
-typedef struct handoff {
-    h2o_multithread_message_t super;
-    natsMsg *msg;
-} handoff_t;
-
 struct mp_bus_loop {
     mp_bus_t *bus;
     uv_loop_t *loop;
-    h2o_multithread_receiver_t receiver;
-    natsSubscription *sub;
-    char inbox[64];
+    mp_natsio_t *io;
+    char inbox[48];
     size_t inbox_len;
     uint64_t next_seq;
     mp_u64map_t calls;
@@ -49,9 +43,6 @@ struct mp_bus_loop {
     size_t heap_len, heap_cap;
     uv_timer_t timer;
     uint64_t timer_at; /* 0: not armed */
-    pthread_mutex_t done_mu;
-    pthread_cond_t done_cv;
-    int sub_done;
 };
 
 /* ---- call records ------------------------------------------------------ */
@@ -66,23 +57,16 @@ static call_t *call_new(mp_bus_loop_t *bl)
     return c;
 }
 
-static void call_free(mp_bus_loop_t *bl, call_t *c)
-{
-    c->next_free = bl->free_calls;
-    bl->free_calls = c;
-}
-
 /* Removes the call and runs its callback: the only way a callback runs. */
-static void finish(mp_bus_loop_t *bl, uint64_t seq, mp_status_t st, natsMsg *reply)
+static void finish(mp_bus_loop_t *bl, uint64_t seq, mp_status_t st, const mp_reply_t *reply)
 {
     call_t *c = mp_u64map_del(&bl->calls, seq);
-    if (c == NULL) {
-        natsMsg_Destroy(reply); /* late reply to a call that timed out or was cancelled */
-        return;
-    }
+    if (c == NULL)
+        return; /* a late reply to a call that timed out or was cancelled */
     mp_bus_reply_cb cb = c->cb;
     void *arg = c->arg;
-    call_free(bl, c);
+    c->next_free = bl->free_calls;
+    bl->free_calls = c;
     cb(arg, st, reply);
 }
 
@@ -160,86 +144,96 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- replies ----------------------------------------------------------- */
 
-/* nats.c thread: hand the reply to the loop, touch nothing else. */
-static void on_nats_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+static uint64_t seq_of(const mp_bus_loop_t *bl, const char *subject, size_t len)
 {
-    mp_bus_loop_t *bl = closure;
-    handoff_t *h = mp_xmalloc(sizeof(*h));
-    memset(&h->super, 0, sizeof(h->super));
-    h->msg = msg;
-    h2o_multithread_send_message(&bl->receiver, &h->super);
-}
-
-static void on_sub_complete(void *closure)
-{
-    mp_bus_loop_t *bl = closure;
-    pthread_mutex_lock(&bl->done_mu);
-    bl->sub_done = 1;
-    pthread_cond_signal(&bl->done_cv);
-    pthread_mutex_unlock(&bl->done_mu);
-}
-
-static uint64_t seq_of(const mp_bus_loop_t *bl, const char *subject)
-{
-    if (subject == NULL || strncmp(subject, bl->inbox, bl->inbox_len) != 0 || subject[bl->inbox_len] != '.')
+    if (len <= bl->inbox_len + 1 || memcmp(subject, bl->inbox, bl->inbox_len) != 0 || subject[bl->inbox_len] != '.')
         return 0;
-    return strtoull(subject + bl->inbox_len + 1, NULL, 10);
+    uint64_t seq = 0;
+    for (size_t i = bl->inbox_len + 1; i < len; i++) {
+        if (subject[i] < '0' || subject[i] > '9')
+            return 0;
+        seq = seq * 10 + (uint64_t)(subject[i] - '0');
+    }
+    return seq;
 }
 
-/* loop thread: match each reply with its call */
-static void on_replies(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+/* The status line's code ("NATS/1.0 503") or the Status header. */
+static int reply_status(const mp_reply_t *r, bool *no_responders)
 {
-    mp_bus_loop_t *bl = H2O_STRUCT_FROM_MEMBER(mp_bus_loop_t, receiver, receiver);
-    while (!h2o_linklist_is_empty(messages)) {
-        handoff_t *h = H2O_STRUCT_FROM_MEMBER(handoff_t, super.link, messages->next);
-        h2o_linklist_unlink(&h->super.link);
-        natsMsg *msg = h->msg;
-        free(h);
-        uint64_t seq = seq_of(bl, natsMsg_GetSubject(msg));
-        if (natsMsg_IsNoResponders(msg)) {
-            natsMsg_Destroy(msg);
-            finish(bl, seq, mp_err_set(MP_EUNAVAIL, "no service is listening"), NULL);
-        } else {
-            finish(bl, seq, MP_OK, msg);
-        }
+    *no_responders = false;
+    if (r->hdrs == NULL)
+        return 200;
+    if (r->hdrs_len >= 12 && memcmp(r->hdrs, "NATS/1.0 503", 12) == 0 && r->len == 0) {
+        *no_responders = true; /* the server says nobody subscribes to the subject */
+        return 503;
     }
+    size_t n = 0;
+    const char *v = mp_reply_header(r, MP_HDR_STATUS, &n);
+    if (v == NULL)
+        return 200;
+    int code = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return 502;
+        code = code * 10 + (v[i] - '0');
+    }
+    return n == 3 && code >= 100 && code <= 599 ? code : 502;
+}
+
+static void on_msg(void *arg, const char *subject, size_t slen, const char *hdrs, size_t hlen, const char *data,
+                   size_t len)
+{
+    mp_bus_loop_t *bl = arg;
+    uint64_t seq = seq_of(bl, subject, slen);
+    mp_reply_t r = {.data = data, .len = len, .hdrs = hlen ? hdrs : NULL, .hdrs_len = hlen};
+    bool none;
+    r.status = reply_status(&r, &none);
+    if (none)
+        finish(bl, seq, mp_err_set(MP_EUNAVAIL, "no service is listening"), NULL);
+    else
+        finish(bl, seq, MP_OK, &r);
+}
+
+/* The connection dropped: no reply can come for anything in flight. */
+static void on_state(void *arg, bool up)
+{
+    mp_bus_loop_t *bl = arg;
+    if (up)
+        return;
+    while (bl->calls.len > 0)
+        for (size_t i = 0; i < bl->calls.cap; i++)
+            if (bl->calls.keys[i])
+                finish(bl, bl->calls.keys[i], mp_err_set(MP_EUNAVAIL, "the NATS connection dropped"), NULL);
 }
 
 /* ---- public API -------------------------------------------------------- */
 
-mp_status_t mp_bus_loop_create(mp_bus_loop_t **out, mp_bus_t *bus, uv_loop_t *loop, h2o_multithread_queue_t *queue)
+mp_status_t mp_bus_loop_create(mp_bus_loop_t **out, mp_bus_t *bus, uv_loop_t *loop)
 {
     mp_bus_loop_t *bl = mp_xcalloc(1, sizeof(*bl));
-    natsInbox *inbox = NULL;
-    char pattern[80];
-
+    char id[33], pattern[64];
+    const mp_bus_opts_t *bo = mp_bus__opts(bus);
     bl->bus = bus;
     bl->loop = loop;
     bl->next_seq = 1;
-    pthread_mutex_init(&bl->done_mu, NULL);
-    pthread_cond_init(&bl->done_cv, NULL);
-    natsStatus s = natsInbox_Create(&inbox);
-    if (s == NATS_OK) {
-        snprintf(bl->inbox, sizeof(bl->inbox), "%s", (const char *)inbox);
-        bl->inbox_len = strlen(bl->inbox);
-        natsInbox_Destroy(inbox);
-        snprintf(pattern, sizeof(pattern), "%s.*", bl->inbox);
-        s = natsConnection_Subscribe(&bl->sub, mp_bus_conn(bus), pattern, on_nats_reply, bl);
-    }
-    /* a burst of replies must not be dropped as a slow consumer */
-    if (s == NATS_OK)
-        s = natsSubscription_SetPendingLimits(bl->sub, -1, -1);
-    if (s == NATS_OK)
-        s = natsSubscription_SetOnCompleteCB(bl->sub, on_sub_complete, bl);
-    if (s != NATS_OK) {
-        mp_status_t st = mp_bus__from_nats(s);
-        natsSubscription_Destroy(bl->sub);
-        pthread_mutex_destroy(&bl->done_mu);
-        pthread_cond_destroy(&bl->done_cv);
+    mp_rand_hex(id, 12);
+    snprintf(bl->inbox, sizeof(bl->inbox), "_INBOX.%s", id);
+    bl->inbox_len = strlen(bl->inbox);
+    snprintf(pattern, sizeof(pattern), "%s.*", bl->inbox);
+    mp_natsio_opts_t o = {.url = bo->url,
+                          .user = bo->user,
+                          .password = bo->password,
+                          .name = bo->name,
+                          .tls = mp_bus__tls(bus),
+                          .subscribe = pattern,
+                          .on_msg = on_msg,
+                          .on_state = on_state,
+                          .arg = bl};
+    mp_status_t st = mp_natsio_create(&bl->io, loop, &o);
+    if (st != MP_OK) {
         free(bl);
         return st;
     }
-    h2o_multithread_register_receiver(queue, &bl->receiver, on_replies);
     uv_timer_init(loop, &bl->timer);
     bl->timer.data = bl;
     *out = bl;
@@ -256,8 +250,6 @@ static void on_timer_closed(uv_handle_t *h)
     }
     free(bl->heap);
     mp_u64map_dispose(&bl->calls);
-    pthread_mutex_destroy(&bl->done_mu);
-    pthread_cond_destroy(&bl->done_cv);
     free(bl);
 }
 
@@ -265,47 +257,46 @@ void mp_bus_loop_destroy(mp_bus_loop_t *bl)
 {
     if (bl == NULL)
         return;
-    /* stop deliveries, and wait until nats.c has left our callback for good */
-    natsSubscription_Unsubscribe(bl->sub);
-    pthread_mutex_lock(&bl->done_mu);
-    while (!bl->sub_done)
-        pthread_cond_wait(&bl->done_cv, &bl->done_mu);
-    pthread_mutex_unlock(&bl->done_mu);
-    natsSubscription_Destroy(bl->sub);
-    /* replies already handed over are still queued for this loop: take them now */
-    uv_run(bl->loop, UV_RUN_NOWAIT);
-    while (bl->calls.len > 0) {
+    while (bl->calls.len > 0)
         for (size_t i = 0; i < bl->calls.cap; i++)
             if (bl->calls.keys[i])
                 finish(bl, bl->calls.keys[i], MP_ECANCELED, NULL);
-    }
-    h2o_multithread_unregister_receiver(bl->receiver.queue, &bl->receiver);
+    mp_natsio_destroy(bl->io);
     uv_timer_stop(&bl->timer);
     uv_close((uv_handle_t *)&bl->timer, on_timer_closed);
 }
 
+bool mp_bus_loop_ready(const mp_bus_loop_t *bl)
+{
+    return mp_natsio_ready(bl->io);
+}
+
 mp_status_t mp_bus_call_async(uint64_t *id, mp_bus_loop_t *bl, const mp_bus_call_t *call, mp_bus_reply_cb cb, void *arg)
 {
-    char reply_to[96];
+    char reply_to[80], deadline[24];
     int64_t now = mp_now_ms();
     int64_t timeout = call->timeout_ms > 0 ? call->timeout_ms : 5000;
-    mp_msg_t *m = NULL;
-    mp_status_t st;
+    mp_bus_hdr_t hdrs[16];
+    size_t n = 0;
 
     if (call->ctx.deadline_ms > 0 && call->ctx.deadline_ms - now < timeout)
         timeout = call->ctx.deadline_ms - now;
     if (timeout <= 0)
         return mp_err_set(MP_ETIMEDOUT, "deadline passed before calling %s", call->subject);
+    snprintf(deadline, sizeof(deadline), "%" PRId64, call->ctx.deadline_ms > 0 ? call->ctx.deadline_ms : now + timeout);
+    hdrs[n++] = (mp_bus_hdr_t){MP_HDR_REQUEST_ID, call->ctx.request_id};
+    hdrs[n++] = (mp_bus_hdr_t){MP_HDR_TRACEPARENT, call->ctx.traceparent};
+    hdrs[n++] = (mp_bus_hdr_t){MP_HDR_AUTH_SUB, call->ctx.auth_sub};
+    hdrs[n++] = (mp_bus_hdr_t){MP_HDR_AUTH_ROLES, call->ctx.auth_roles};
+    hdrs[n++] = (mp_bus_hdr_t){MP_HDR_DEADLINE, deadline};
+    for (size_t i = 0; i < call->nextra && n < 16; i++)
+        hdrs[n++] = call->extra[i];
 
     uint64_t seq = bl->next_seq++;
     snprintf(reply_to, sizeof(reply_to), "%s.%" PRIu64, bl->inbox, seq);
-    if ((st = mp_bus__build_msg(&m, call, reply_to, now)) != MP_OK)
+    mp_status_t st = mp_natsio_publish(bl->io, call->subject, reply_to, hdrs, n, call->body, call->len);
+    if (st != MP_OK)
         return st;
-    natsStatus s = natsConnection_PublishMsg(mp_bus_conn(bl->bus), m);
-    natsMsg_Destroy(m);
-    if (s != NATS_OK)
-        return mp_bus__from_nats(s);
-
     call_t *c = call_new(bl);
     c->seq = seq;
     c->cb = cb;

@@ -390,10 +390,12 @@ char *mp_cfg_secret(mp_cfg_t *c, const char *key)
     }
     memset(&src, 0, sizeof(src));
     mp_cfg_env_name(src.env, sizeof(src.env), key);
-    const char *v = getenv(src.env);
-    if (v != NULL)
-        return mp_xstrdup(v);
     snprintf(file_key, sizeof(file_key), "%s_file", key);
+    const char *v = getenv(src.env);
+    if (v != NULL) {
+        walk(c, file_key); /* overridden, but read: a `<key>_file` in the file is not an unknown key */
+        return mp_xstrdup(v);
+    }
     if (!lookup(c, file_key, &src))
         return NULL;
     return read_secret_file(c, &src, file_key, src.text);

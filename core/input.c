@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "mp/input.h"
 #include "mp/service.h"
 
@@ -108,12 +109,12 @@ bool mp_input_int(mp_input_t *in, const char *key, unsigned flags, int64_t min, 
     if (json_is_integer(v)) {
         n = json_integer_value(v);
     } else if ((flags & MP_IN_PARAM) && json_is_string(v)) {
-        /* query strings carry numbers as text */
-        const char *s = json_string_value(v);
+        /* query strings carry numbers as text; only the canonical form (strtoll alone would skip spaces) */
+        const char *s = json_string_value(v), *digits = s[0] == '-' ? s + 1 : s;
         char *end;
         errno = 0;
         long long x = strtoll(s, &end, 10);
-        if (*s == '\0' || *end != '\0' || errno != 0 || (s[0] == '0' && s[1] != '\0') || s[0] == '+') {
+        if (*digits < '0' || *digits > '9' || (digits[0] == '0' && digits[1] != '\0') || *end != '\0' || errno != 0) {
             param_fail(in, key, "must be an integer");
             return false;
         }
@@ -247,4 +248,18 @@ bool mp_input_uuid(mp_input_t *in, const char *key, unsigned flags, char out[37]
         out[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a' : s[i]);
     out[36] = '\0';
     return true;
+}
+
+bool mp_https_url_valid(const char *url)
+{
+    size_t n = strlen(url);
+    if (n > 2048 || strncasecmp(url, "https://", 8) != 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || url[i] == 0x7f || url[i] == '\\')
+            return false;
+    const char *host = url + 8;
+    size_t hl = strcspn(host, "/?#");
+    /* userinfo would let "https://good.example@evil.example" read as the good host */
+    return hl > 0 && memchr(host, '@', hl) == NULL && host[0] != ':' && host[0] != '.';
 }

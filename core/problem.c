@@ -98,18 +98,49 @@ void mp_problem_render(mp_buf_t *out, int status, const char *detail, const char
     mp_buf_puts(out, "}");
 }
 
+/* Shortens `s` (of `len` bytes) so it does not end inside a UTF-8 sequence. */
+static void trim_partial_utf8(char *s, size_t len)
+{
+    size_t i = len, cont = 0;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80 && cont < 3) {
+        i--;
+        cont++;
+    }
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xf0 ? 3 : lead >= 0xe0 ? 2 : lead >= 0xc0 ? 1 : 0;
+    if (need > cont)
+        s[i - 1] = '\0';
+}
+
+/* Replaces every non-ASCII byte with '?': the fallback for text that is not valid UTF-8. */
+static char *ascii_only(char *s)
+{
+    for (char *p = s; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    return s;
+}
+
 void mp_problem_add(mp_problem_errors_t *e, const char *pointer, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[512], ptr[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(msg))
+        trim_partial_utf8(msg, sizeof(msg) - 1);
     if (e->list == NULL)
         e->list = json_array();
     json_t *item = json_pack("{s:s, s:s}", "pointer", pointer, "detail", msg);
-    if (item)
-        json_array_append_new(e->list, item);
+    if (item == NULL) {
+        /* jansson refuses invalid UTF-8; dropping the error would let a bad request through as valid */
+        snprintf(ptr, sizeof(ptr), "%s", pointer);
+        item = json_pack("{s:s, s:s}", "pointer", ascii_only(ptr), "detail", ascii_only(msg));
+    }
+    json_array_append_new(e->list, item);
 }
 
 size_t mp_problem_count(const mp_problem_errors_t *e)
@@ -126,7 +157,8 @@ void mp_problem_errors_dispose(mp_problem_errors_t *e)
 void mp_json_pointer_join(char *out, size_t size, const char *prefix, const char *key)
 {
     size_t n = (size_t)snprintf(out, size, "%s/", prefix);
-    for (const char *p = key; *p && n + 3 < size; p++) {
+    const char *p;
+    for (p = key; *p && n + 3 < size; p++) {
         if (*p == '~') {
             out[n++] = '~';
             out[n++] = '0';
@@ -137,5 +169,7 @@ void mp_json_pointer_join(char *out, size_t size, const char *prefix, const char
             out[n++] = *p;
         }
     }
+    if (n < size && *p != '\0')
+        trim_partial_utf8(out, n); /* a long key was cut: not inside a character */
     out[n < size ? n : size - 1] = '\0';
 }

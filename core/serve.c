@@ -363,8 +363,7 @@ int mp_serve_main(int argc, char **argv)
 
     block_signals(&p);
     if (!roles_known(roles) || !load(&p, argc, argv)) {
-        mp_cfg_destroy(p.cfg);
-        free(p.svcs);
+        teardown(&p); /* frees whatever load() got to */
         return 2;
     }
     if (connect_bus(&p, "moonport") != MP_OK) {
@@ -415,8 +414,7 @@ int mp_migrate_main(int argc, char **argv)
     const char *roles = opt_value(argc, argv, "--roles");
     int rc = 0;
     if (!roles_known(roles) || !load(&p, argc, argv)) {
-        mp_cfg_destroy(p.cfg);
-        free(p.svcs);
+        teardown(&p);
         return 2;
     }
     for (size_t i = 0; i < p.nsvcs && rc == 0; i++) {
@@ -438,9 +436,10 @@ int mp_serve_command(const mp_service_def_t *def, const mp_command_t *cmd, int a
 {
     process_t p = {0};
     int rc;
+    if (cmd->offline)
+        return cmd->run(NULL, argc, argv);
     if (!load(&p, argc, argv)) {
-        mp_cfg_destroy(p.cfg);
-        free(p.svcs);
+        teardown(&p);
         return 2;
     }
     mp_svc_t *svc = NULL;

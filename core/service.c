@@ -78,7 +78,18 @@ void mp_svc_reply_header(mp_svc_req_t *req, const char *name, const char *value)
 
 const char *mp_svc_header(mp_svc_req_t *req, const char *name)
 {
-    return mp_msg_header(req->msg, name);
+    const char *v = mp_msg_header(req->msg, name);
+    if (v != NULL)
+        return v;
+    /* NATS header names are case-sensitive, and the gateway passes client headers on under their lower-case HTTP/2
+     * names ("if-match"), while other callers write "If-Match": accept both */
+    char lower[64];
+    size_t n = strlen(name);
+    if (n >= sizeof(lower))
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+    return strcmp(lower, name) == 0 ? NULL : mp_msg_header(req->msg, lower);
 }
 
 bool mp_svc_has_role(const mp_svc_req_t *req, const char *role)

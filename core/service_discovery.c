@@ -14,7 +14,7 @@
 typedef struct verb_arg {
     mp_svc_t *svc;
     const char *verb;
-} verb_arg_t;
+} verb_arg_t; /* the layout of mp_svc_t.discovery[] */
 
 static json_t *base(mp_svc_t *svc, const char *type)
 {
@@ -84,8 +84,7 @@ mp_status_t mp_svc__discovery_subscribe(mp_svc_t *svc)
     char subject[160];
     mp_status_t st;
     for (size_t v = 0; v < 3; v++) {
-        /* leaked on purpose: lives as long as the subscriptions, i.e. the process */
-        verb_arg_t *va = mp_xmalloc(sizeof(*va));
+        verb_arg_t *va = (verb_arg_t *)&svc->discovery[v]; /* lives as long as the service */
         va->svc = svc;
         va->verb = verbs[v];
         const char *forms[3] = {"$SRV.%s", "$SRV.%s.%s", "$SRV.%s.%s.%s"};

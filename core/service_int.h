@@ -39,6 +39,10 @@ struct mp_svc {
     size_t nstats;
     _Atomic int stopping;
     int running; /* its role was started in this process */
+    struct {
+        struct mp_svc *svc;
+        const char *verb;
+    } discovery[3]; /* the $SRV handlers' arguments: PING, INFO, STATS */
     /* settings from services.<name>.* */
     int workers;
     int max_queue;

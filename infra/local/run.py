@@ -2,9 +2,11 @@
 """`make run`: the whole platform on this machine, data under .run/.
 
 Starts NATS (JetStream), Postgres and Redis (infra/local/stack.py), applies
-migrations, seeds a demo and an admin account (and sample data), then runs
-`moonport serve` with every role until Ctrl-C or `make stop`, and stops
-everything it started. A second run reuses .run/.
+migrations, runs `moonport serve` with every role, and once it is ready
+seeds a demo and an admin account and the steps in infra/local/seed.d/ (the
+product catalogue). Seeding waits for serve because creating an account
+provisions its profile through the running user service. Runs until Ctrl-C
+or `make stop`, and stops everything it started. A second run reuses .run/.
 
 `run.py --stop` (make stop) stops a running `make run` from another shell.
 """
@@ -94,7 +96,6 @@ def main() -> int:
     if r.returncode != 0:
         st.stop()
         sys.exit(f"migrations failed:\n{r.stderr}")
-    seed(binary, env)
 
     log = open(LOG, "ab")
     proc = subprocess.Popen([binary, "serve", "--config", CONFIG], cwd=ROOT, env=env, stdout=log,
@@ -111,12 +112,21 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    seeded = seed_failed = False
     if wait_ready(proc):
+        try:
+            seed(binary, env)  # accounts need the user role up: their profiles are provisioned over NATS
+            seeded = True
+        except SystemExit as e:
+            print(e, flush=True)
+            seed_failed = True
+            on_signal(signal.SIGTERM, None)
+    if seeded:
         say("moonport", "http://localhost:8080", "admin http://localhost:9090, logs: .run/moonport.log")
         for email, password, role in ACCOUNTS:
             say(role + " login", f"{email} / {password}")
         print("Ctrl-C (or `make stop` in another shell) stops everything.", flush=True)
-    elif proc.poll() is None:
+    elif proc.poll() is None and not seed_failed:
         print("moonport is running but not ready yet; see .run/moonport.log", flush=True)
     while proc.poll() is None:
         try:
@@ -130,6 +140,8 @@ def main() -> int:
     st.stop()
     os.unlink(PIDFILE)
     print("stopped moonport, nats-server, postgres and redis", flush=True)
+    if seed_failed:
+        return 1
     return 0 if stopping and code == 0 else (code or 1)
 
 

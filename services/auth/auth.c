@@ -71,6 +71,30 @@ mp_status_t auth_user_insert(mp_db_conn_t *db, char id[37], const char *email, c
     return st;
 }
 
+mp_status_t auth_provision_profile(mp_bus_t *bus, const mp_bus_ctx_t *ctx, const char *id, const char *email,
+                                   const char *display_name)
+{
+    json_t *in = json_pack("{s:s, s:s, s:s}", "user_id", id, "email", email, "display_name", display_name);
+    char *body = json_dumps(in, JSON_COMPACT);
+    json_decref(in);
+    mp_bus_call_t call = {.subject = "user.v1.provision",
+                          .body = body,
+                          .len = strlen(body),
+                          .ctx = ctx ? *ctx : (mp_bus_ctx_t){0},
+                          .timeout_ms = AUTH_PROVISION_TIMEOUT_MS};
+    mp_msg_t *reply = NULL;
+    mp_status_t st = mp_bus_request(&reply, bus, &call);
+    free(body);
+    if (st != MP_OK)
+        return mp_err_set(MP_EUNAVAIL, "provisioning the profile of %s failed: %s", id, mp_err_get());
+    int status = mp_msg_status(reply);
+    mp_msg_destroy(reply);
+    if (status != 200)
+        return mp_err_set(MP_EUNAVAIL, "provisioning the profile of %s failed: user.v1.provision answered %d", id,
+                          status);
+    return MP_OK;
+}
+
 static mp_status_t auth_register(mp_svc_req_t *req)
 {
     mp_input_t in;
@@ -89,12 +113,19 @@ static mp_status_t auth_register(mp_svc_req_t *req)
         return mp_input_reply(req, &in);
     mp_input_dispose(&in);
 
+    /* the account and its profile appear together: the profile is provisioned while the account's insert is still
+     * uncommitted, and a failed provisioning rolls the account back (503), so no account ever lacks a profile */
     mp_db_conn_t *db = NULL;
     mp_status_t st = mp_db_acquire(&db, mp_svc_db(req->svc), 2000);
     if (st != MP_OK)
         return st;
-    st = auth_user_insert(db, id, email, password, name, "{user}");
-    mp_db_release(db);
+    if ((st = mp_db_begin(db)) == MP_OK)
+        st = auth_user_insert(db, id, email, password, name, "{user}");
+    if (st == MP_OK)
+        st = auth_provision_profile(mp_svc_bus(req->svc), &req->ctx, id, email, name);
+    if (st == MP_OK)
+        st = mp_db_commit(db);
+    mp_db_release(db); /* rolls back anything left open */
     if (st == MP_ECONFLICT)
         return mp_svc_reply_problem(req, 409, "an account with this e-mail address already exists", NULL);
     if (st != MP_OK)

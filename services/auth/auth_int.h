@@ -39,6 +39,13 @@ void auth_password_rules(mp_input_t *in, const char *key, const char *password, 
 /** Inserts a user. Errors: MP_ECONFLICT (e-mail taken). `id` receives the new id (37 bytes). */
 mp_status_t auth_user_insert(mp_db_conn_t *db, char id[37], const char *email, const char *password,
                              const char *display_name, const char *roles_pg_array);
+#define AUTH_PROVISION_TIMEOUT_MS 2000
+
+/** Asks the User service to create the profile of account `id` (user.v1.provision, idempotent), waiting up to
+ *  AUTH_PROVISION_TIMEOUT_MS. `ctx` (may be NULL) is the caller's context to pass on. Blocking: worker threads and
+ *  the CLI only. Errors: MP_EUNAVAIL (no answer, or an answer other than 200), with the detail in mp_err_get(). */
+mp_status_t auth_provision_profile(mp_bus_t *bus, const mp_bus_ctx_t *ctx, const char *id, const char *email,
+                                   const char *display_name);
 /** Publishes that a session was revoked, so every gateway refuses its access tokens. */
 void auth_broadcast_revoked(mp_bus_t *bus, const char *session_id, const char *user_id);
 

@@ -1,11 +1,13 @@
 /*
  * cli.c: Auth's subcommands: `moonport user create` (operators seed admin
  * accounts; the password comes on stdin so it never shows in `ps` or shell
- * history) and `moonport auth rotate-key`.
+ * history) and `moonport auth rotate-key`. Creating an account provisions
+ * its profile over NATS, so `moonport serve` with the user role must run.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "auth_int.h"
 #include "signing.h"
 
@@ -47,15 +49,29 @@ int auth_cmd_user_create(mp_svc_t *svc, int argc, char **argv)
     snprintf(roles, sizeof(roles), role && strcmp(role, "admin") == 0 ? "{user,admin}" : "{user}");
     snprintf(local, sizeof(local), "%.*s", (int)(strchr(email, '@') - email), email);
 
+    /* like registration: account and profile together, or neither (the user role must be running); the bus
+     * connects in the background, so give it a moment first */
+    for (int i = 0; i < 50 && !mp_bus_connected(mp_svc_bus(svc)); i++)
+        usleep(100 * 1000);
     mp_db_conn_t *db = NULL;
     mp_status_t st = mp_db_acquire(&db, mp_svc_db(svc), 5000);
     if (st == MP_OK)
+        st = mp_db_begin(db);
+    if (st == MP_OK)
         st = auth_user_insert(db, id, email, password, name ? name : local, roles);
+    if (st == MP_OK)
+        st = auth_provision_profile(mp_svc_bus(svc), NULL, id, email, name ? name : local);
+    if (st == MP_OK)
+        st = mp_db_commit(db);
     mp_db_release(db);
     memset(password, 0, sizeof(password));
     if (st == MP_ECONFLICT) {
         fprintf(stderr, "moonport user create: %s already exists\n", email);
         return 3;
+    }
+    if (st == MP_EUNAVAIL) {
+        fprintf(stderr, "moonport user create: %s (is `moonport serve` with the user role running?)\n", mp_err_get());
+        return 1;
     }
     if (st != MP_OK) {
         fprintf(stderr, "moonport user create: %s\n", mp_err_get());

@@ -22,24 +22,27 @@ static void unauthorized(gw_req_t *gr, const char *detail)
     gw_proxy_fail(gr, 401, detail);
 }
 
-static void on_jwks(void *arg, mp_status_t st, mp_msg_t *reply)
+static void on_jwks(void *arg, mp_status_t st, const mp_reply_t *reply)
 {
     gw_thread_t *th = arg;
     th->key_refreshing = 0;
-    if (st == MP_OK && mp_msg_status(reply) == 200) {
-        if (gw_keys_install(th->gw, mp_msg_data(reply), mp_msg_len(reply)) != MP_OK)
+    if (st == MP_OK && reply->status == 200) {
+        if (gw_keys_install(th->gw, reply->data, reply->len) != MP_OK)
             mp_log_kv(MP_LOG_ERROR, NULL, "auth served an unusable JWKS", "error", mp_err_get(), NULL);
     } else if (st != MP_ECANCELED) {
         mp_log_kv(MP_LOG_WARN, NULL, "JWKS refresh failed", "error", st == MP_OK ? "bad status" : mp_status_str(st),
                   NULL);
     }
-    mp_msg_destroy(reply);
     /* resume everyone who waited; a kid still unknown now gets its 401 */
     while (!h2o_linklist_is_empty(&th->key_waiters)) {
         gw_req_t *gr = H2O_STRUCT_FROM_MEMBER(gw_req_t, waiter, th->key_waiters.next);
         h2o_linklist_unlink(&gr->waiter);
-        if (gw_auth_check(gr))
-            gw_proxy_continue(gr);
+        if (gw_auth_check(gr)) {
+            if (gr->cont)
+                gr->cont(gr);
+            else
+                gw_proxy_continue(gr);
+        }
     }
 }
 

@@ -108,6 +108,10 @@ static void *sync_main(void *arg)
 
 static void configure_http(void *arg, h2o_globalconf_t *conf, h2o_hostconf_t *host)
 {
+    gw_t *gw = arg;
+    /* the longer prefix first: h2o takes the first registered path that matches */
+    if (gw->bff_enabled)
+        mp_http_register(host, "/bff/", 0, gw_bff_on_req);
     mp_http_register(host, "/", 0, gw_proxy_on_req);
 }
 
@@ -117,8 +121,12 @@ static void on_thread_start(void *arg, mp_http_thread_t *t)
     gw_thread_t *th = mp_xcalloc(1, sizeof(*th));
     th->gw = gw;
     h2o_linklist_init_anchor(&th->key_waiters);
-    if (mp_bus_loop_create(&th->bl, gw->bus, &t->loop, t->ctx.queue) != MP_OK) {
+    if (mp_bus_loop_create(&th->bl, gw->bus, &t->loop) != MP_OK) {
         mp_log_kv(MP_LOG_FATAL, NULL, "cannot create the bus loop", "error", mp_err_get(), NULL);
+        abort();
+    }
+    if (gw->bff_enabled && mp_bff_thread_start(&th->bff, th->bl, &t->loop) != MP_OK) {
+        mp_log_kv(MP_LOG_FATAL, NULL, "cannot start the BFF engine", "error", mp_err_get(), NULL);
         abort();
     }
     t->user = th;
@@ -127,6 +135,7 @@ static void on_thread_start(void *arg, mp_http_thread_t *t)
 static void on_thread_stop(void *arg, mp_http_thread_t *t)
 {
     gw_thread_t *th = t->user;
+    mp_bff_thread_stop(th->bff);
     mp_bus_loop_destroy(th->bl);
     uv_run(&t->loop, UV_RUN_NOWAIT);
     free(th);
@@ -148,6 +157,13 @@ static void gateway_configure(mp_svc_t *svc, mp_cfg_t *cfg)
     gw->issuer = mp_cfg_str(cfg, "jwt.issuer", "moonport");
     gw->audience = mp_cfg_str(cfg, "jwt.audience", "moonport-api");
     gw->leeway_s = (int)(mp_cfg_duration_ms(cfg, "jwt.leeway", 60000, 0, 60000) / 1000);
+    gw->bff_enabled = mp_cfg_bool(cfg, "bff.enabled", true);
+    gw->bff.scripts_dir = mp_cfg_str(cfg, "bff.scripts_dir", "scripts/lua");
+    gw->bff.hot_reload = mp_cfg_bool(cfg, "bff.hot_reload", true);
+    gw->bff.server_timing = mp_cfg_bool(cfg, "bff.server_timing", true);
+    gw->bff.cpu_budget = mp_cfg_int(cfg, "bff.cpu_budget", 10000000, 100000, 10000000000LL);
+    gw->bff.memory_limit = (size_t)mp_cfg_size(cfg, "bff.memory_limit", 256 << 20, 16 << 20, 1LL << 34);
+    gw->bff.request_alloc_limit = (size_t)mp_cfg_size(cfg, "bff.request_alloc_limit", 64 << 20, 1 << 20, 1LL << 32);
 }
 
 static mp_status_t gateway_init(mp_svc_t *svc)
@@ -160,6 +176,10 @@ static mp_status_t gateway_init(mp_svc_t *svc)
     st = gw_routes_load(&gw->routes, doc);
     mp_yaml_destroy(doc);
     if (st != MP_OK) {
+        gw_routes_dispose(&gw->routes);
+        return st;
+    }
+    if (gw->bff_enabled && (st = mp_bff_init(&gw->bff)) != MP_OK) {
         gw_routes_dispose(&gw->routes);
         return st;
     }
@@ -226,14 +246,43 @@ static void gateway_fini(mp_svc_t *svc)
     gw_keys_destroy(gw->keys);
     gw->keys = NULL;
     gw_routes_dispose(&gw->routes);
+    if (gw->bff_enabled)
+        mp_bff_fini();
 }
 
 static void gateway_reload(mp_svc_t *svc)
 {
+    if (gw_state.bff_enabled)
+        mp_bff_reload();
     if (gw_state.http && mp_http_server_reload_tls(gw_state.http) != MP_OK)
         mp_log_kv(MP_LOG_ERROR, NULL, "TLS reload failed; the old certificate keeps serving", "error", mp_err_get(),
                   NULL);
 }
 
-MP_SERVICE(gateway, .needs = MP_EDGE, .configure = gateway_configure, .init = gateway_init, .start = gateway_start,
-           .stop = gateway_stop, .fini = gateway_fini, .reload = gateway_reload);
+static int cmd_bff_test(mp_svc_t *svc, int argc, char **argv)
+{
+    return mp_bff_cmd_test(argc, argv);
+}
+
+static int cmd_bff_check(mp_svc_t *svc, int argc, char **argv)
+{
+    return mp_bff_cmd_check(argc, argv);
+}
+
+static int cmd_bff_record(mp_svc_t *svc, int argc, char **argv)
+{
+    return mp_bff_cmd_record(mp_svc_bus(svc), argc, argv);
+}
+
+static const mp_command_t gateway_commands[] = {
+    {"bff test", "[DIR...]: run BFF script tests offline with fixtures (default: every client)", cmd_bff_test,
+     .offline = true},
+    {"bff check", "[DIR...]: load every BFF script and check its service calls against the services", cmd_bff_check,
+     .offline = true},
+    {"bff record", "--subject S --input JSON --out FILE: save a live service reply as a test fixture", cmd_bff_record},
+    {NULL},
+};
+
+MP_SERVICE(gateway, .needs = MP_EDGE, .commands = gateway_commands, .configure = gateway_configure,
+           .init = gateway_init, .start = gateway_start, .stop = gateway_stop, .fini = gateway_fini,
+           .reload = gateway_reload);

@@ -10,6 +10,7 @@
 #define MP_GW_GATEWAY_H
 
 #include <h2o.h>
+#include "mp/bff.h"
 #include "mp/bus_loop.h"
 #include "mp/http.h"
 #include "mp/jwt.h"
@@ -32,6 +33,8 @@ typedef struct gw {
     int leeway_s;
     int idle_timeout_ms;
     const char *tls_cert, *tls_key;
+    bool bff_enabled;
+    mp_bff_opts_t bff;
     /* metrics */
     mp_metric_t *m_requests, *m_duration;
 } gw_t;
@@ -39,6 +42,7 @@ typedef struct gw {
 typedef struct gw_thread {
     gw_t *gw;
     mp_bus_loop_t *bl;
+    mp_bff_thread_t *bff;
     h2o_linklist_t key_waiters; /* requests parked until a JWKS refresh answers */
     int key_refreshing;
 } gw_thread_t;
@@ -56,7 +60,8 @@ typedef struct gw_req {
     int calling;
     int gone; /* the client went away: the pool is being disposed */
     int64_t t0_ns;
-    h2o_linklist_t waiter; /* in th->key_waiters while parked */
+    h2o_linklist_t waiter;           /* in th->key_waiters while parked */
+    void (*cont)(struct gw_req *gr); /* what runs after the token check (NULL: the REST proxy) */
 } gw_req_t;
 
 /** The h2o handler for every public request. */
@@ -74,6 +79,9 @@ void gw_proxy_fail(gw_req_t *gr, int status, const char *detail);
 
 /** Parses a JWKS document and installs it. Any thread. */
 mp_status_t gw_keys_install(gw_t *gw, const char *json, size_t len);
+
+/** The h2o handler for /bff/...: checks the token if one is sent, then hands over to the BFF engine. */
+int gw_bff_on_req(h2o_handler_t *self, h2o_req_t *req);
 
 /** The gateway singleton. */
 extern gw_t gw_state;

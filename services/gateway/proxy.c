@@ -72,14 +72,12 @@ static void fail_with_errors(gw_req_t *gr, int status, const char *detail, mp_pr
 
 /* ---- the reply --------------------------------------------------------------------- */
 
-static void on_reply(void *arg, mp_status_t st, mp_msg_t *reply)
+static void on_reply(void *arg, mp_status_t st, const mp_reply_t *reply)
 {
     gw_req_t *gr = arg;
     gr->calling = 0;
-    if (st == MP_ECANCELED || gr->gone) {
-        mp_msg_destroy(reply);
+    if (st == MP_ECANCELED || gr->gone)
         return;
-    }
     if (st == MP_ETIMEDOUT) {
         gw_proxy_fail(gr, 504, "the service did not answer before the deadline");
         return;
@@ -90,31 +88,32 @@ static void on_reply(void *arg, mp_status_t st, mp_msg_t *reply)
         gw_proxy_fail(gr, 503, "no service is available to answer this request");
         return;
     }
-    int status = mp_msg_status(reply);
+    int status = reply->status;
     if (status < 200 || status == 502) {
         mp_log_kv(MP_LOG_ERROR, &(mp_log_ctx_t){gr->rc.request_id, gr->rc.trace_id}, "bad status from service",
                   "subject", gr->match.route->subject, NULL);
-        mp_msg_destroy(reply);
         gw_proxy_fail(gr, 502, "the service answered with an invalid status");
         return;
     }
     h2o_req_t *req = gr->req;
+    size_t n;
     for (size_t i = 0; pass_reply[i]; i++) {
-        const char *v = mp_msg_header(reply, pass_reply[i]);
+        const char *v = mp_reply_header(reply, pass_reply[i], &n);
         if (v)
             h2o_add_header_by_str(&req->pool, &req->res.headers, pass_reply[i], strlen(pass_reply[i]), 1, NULL,
-                                  h2o_strdup(&req->pool, v, SIZE_MAX).base, strlen(v));
+                                  h2o_strdup(&req->pool, v, n).base, n);
     }
-    const char *ct = mp_msg_header(reply, "Content-Type");
-    if (ct == NULL)
-        ct = status >= 400 ? "application/problem+json" : "application/json";
-    size_t len = mp_msg_len(reply);
-    if (status == 204 || status == 304 || len == 0)
+    const char *ct = "application/json";
+    const char *v = mp_reply_header(reply, "Content-Type", &n);
+    if (v)
+        ct = h2o_strdup(&req->pool, v, n).base;
+    else if (status >= 400)
+        ct = "application/problem+json";
+    if (status == 204 || status == 304 || reply->len == 0)
         mp_http_send(req, status, status == 204 || status == 304 ? NULL : ct, "", 0, gr->rc.request_id);
     else
-        mp_http_send(req, status, ct, mp_msg_data(reply), len, gr->rc.request_id);
+        mp_http_send(req, status, ct, reply->data, reply->len, gr->rc.request_id);
     record(gr, status);
-    mp_msg_destroy(reply);
 }
 
 /* ---- building the operation's input --------------------------------------------------- */

@@ -1,6 +1,7 @@
 /*
  * routes.c: loading and matching the gateway's routes (see routes.h).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,8 +42,9 @@ static const char *scalar(const mp_yaml_node_t *map, const char *key)
 static bool parse_scaled(const char *text, bool duration, int64_t *out)
 {
     char *end;
+    errno = 0;
     long long v = strtoll(text, &end, 10);
-    if (end == text || v < 0)
+    if (end == text || v < 0 || errno != 0)
         return false;
     const char *u = end;
     struct unit {
@@ -54,6 +56,8 @@ static bool parse_scaled(const char *text, bool duration, int64_t *out)
                                         {"MiB", 1048576}, {"M", 1048576}, {NULL, 0}};
     for (const struct unit *x = duration ? durs : sizes; x->name; x++) {
         if (strcmp(u, x->name) == 0) {
+            if (v > INT64_MAX / x->f)
+                return false; /* would wrap around into a small, accepted value */
             *out = v * x->f;
             return true;
         }
@@ -198,7 +202,9 @@ mp_status_t gw_routes_load(gw_routes_t *out, const mp_yaml_doc_t *doc)
             continue;
         }
         for (size_t j = 0; j + 1 < out->n; j++) {
-            if (strcmp(out->items[j].method, rt->method) == 0 && same_template(&out->items[j], rt)) {
+            /* a route refused before its method was read has none */
+            if (out->items[j].method != NULL && strcmp(out->items[j].method, rt->method) == 0 &&
+                same_template(&out->items[j], rt)) {
                 route_error(e, list->kids[i], "route %s %s repeats the one on line %d", rt->method, rt->path,
                             out->items[j].line);
                 ok = false;
@@ -313,6 +319,16 @@ static bool segments_match(const gw_route_t *rt, const seg_t *segs, size_t n)
     return true;
 }
 
+/* True when `method` is already in the ", "-separated list `allow`. */
+static bool allow_has(const char *allow, const char *method)
+{
+    size_t n = strlen(method);
+    for (const char *p = allow; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 gw_match_result_t gw_routes_match(gw_match_t *m, const gw_routes_t *r, const char *method, size_t method_len,
                                   const char *path, size_t len, char *allow, size_t allow_size)
 {
@@ -330,7 +346,8 @@ gw_match_result_t gw_routes_match(gw_match_t *m, const gw_routes_t *r, const cha
             continue;
         if (strlen(rt->method) != method_len || memcmp(rt->method, method, method_len) != 0) {
             other_method = true;
-            if (allow && allow_len + strlen(rt->method) + 3 < allow_size)
+            /* several templates can match one path (/users/me, /users/{id}): list each method once */
+            if (allow && allow_len + strlen(rt->method) + 3 < allow_size && !allow_has(allow, rt->method))
                 allow_len += (size_t)snprintf(allow + allow_len, allow_size - allow_len, "%s%s", allow_len ? ", " : "",
                                               rt->method);
             continue;

@@ -31,3 +31,11 @@ def new_user(c: Client) -> tuple[dict, dict]:
     """Registers and logs in a fresh account: (account, tokens)."""
     acct = register(c)
     return acct, login(c, acct["email"])
+
+
+def new_admin(c: Client) -> tuple[dict, dict]:
+    """Creates an admin with `moonport user create --role admin` (as operators do) and logs in: (account, tokens)."""
+    email = f"admin-{uuid.uuid4().hex[:12]}@example.com"
+    r = context.MOONPORT.run("user", "create", "--email", email, "--role", "admin", stdin=PASSWORD + "\n")
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    return {"email": email, "user_id": r.stdout.strip()}, login(c, email)

@@ -2,13 +2,15 @@
 """Runs every moonport test against real servers and prints one summary line.
 
   1. unit tests (cmocka, no servers)                    ctest -L unit
+     and the Lua checks: luacheck, `moonport bff check`, and every BFF
+     client's offline tests (`moonport bff test`)
   2. starts NATS (JetStream), Postgres and Redis on free ports in a temp dir
   3. integration tests (cmocka, against those servers)  ctest -L integration
   4. starts `moonport serve` with every role, runs the black-box HTTP tests
      in tests/blackbox/ against it, then stops it with SIGTERM (it must exit 0)
   5. stops the servers and removes the temp dir
 
-Usage: run_tests.py [--build build] [--only unit,integration,blackbox] [-k pattern]
+Usage: run_tests.py [--build build] [--only unit,lua,integration,blackbox] [-k pattern]
 Exit status: 0 when everything passed.
 """
 from __future__ import annotations
@@ -61,6 +63,30 @@ def ctest(build: str, label: str, env: dict, pattern: str | None) -> tuple[int, 
     return total - failed, failed
 
 
+def lua(binary: str) -> tuple[int, int]:
+    """luacheck, `bff check` against the services in this binary, and each client's offline tests."""
+    print("\n=== Lua: luacheck, bff check, bff test ===", flush=True)
+    passed = failed = 0
+    steps = [["luacheck", "-q", "--no-color", "scripts/lua", "tests/lua", "bench/lua"],
+             [binary, "bff", "check", "scripts/lua"]]
+    for base in ("scripts/lua", "tests/lua/engine"):
+        for client in sorted(os.listdir(os.path.join(ROOT, base))):
+            d = os.path.join(ROOT, base, client)
+            if os.path.isdir(d) and any(f.endswith("_test.lua") for f in os.listdir(d)):
+                steps.append([binary, "bff", "test", os.path.join(base, client)])
+    for argv in steps:
+        r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+        out = (r.stdout + r.stderr).strip()
+        last = out.splitlines()[-1] if out else ""
+        print(f"{'ok  ' if r.returncode == 0 else 'FAIL'} {' '.join(argv[1:] if argv[0] == binary else argv)}: {last}")
+        if r.returncode != 0:
+            print(out[-4000:])
+            failed += 1
+        else:
+            passed += 1
+    return passed, failed
+
+
 def blackbox(pattern: str | None) -> tuple[int, int]:
     print("\n=== black-box tests ===", flush=True)
     loader = unittest.TestLoader()
@@ -76,7 +102,7 @@ def blackbox(pattern: str | None) -> tuple[int, int]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--only", default="unit,integration,blackbox")
+    ap.add_argument("--only", default="unit,lua,integration,blackbox")
     ap.add_argument("-k", dest="pattern", default=None)
     args = ap.parse_args()
     parts = set(args.only.split(","))
@@ -87,6 +113,8 @@ def main() -> int:
 
     if "unit" in parts:
         tally.add("unit", *ctest(build, "unit", dict(os.environ), args.pattern))
+    if "lua" in parts:
+        tally.add("lua", *lua(binary))
 
     stack = None
     if parts & {"integration", "blackbox"}:

@@ -25,7 +25,7 @@ void mp_health_register(const char *name, mp_health_check_cb cb, void *arg);
 /** An extra admin page: fills `out` with the body and returns the HTTP status; sets *content_type (static). */
 typedef int (*mp_admin_page_cb)(void *arg, mp_buf_t *out, const char **content_type);
 
-/** Registers an extra GET page at `path` (e.g. "/bff/scripts"). Before mp_admin_start(). */
+/** Registers an extra GET page at exactly `path` (e.g. "/bff/scripts"). Any time, any thread. */
 void mp_admin_page(const char *path, mp_admin_page_cb cb, void *arg);
 
 /** Marks start-up as finished: until then /readyz answers 503 "starting", whatever the checks say. */

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <nats/nats.h>
+#include <openssl/ssl.h>
 #include "mp/status.h"
 
 typedef struct mp_bus mp_bus_t;
@@ -96,8 +97,7 @@ mp_status_t mp_bus__build_msg(mp_msg_t **out, const mp_bus_call_t *call, const c
 const char *mp_msg_data(const mp_msg_t *m);
 /** The payload length. */
 size_t mp_msg_len(const mp_msg_t *m);
-/** A header's first value, or NULL. The name matches in any case, as HTTP header names do ("idempotency-key" finds
- *  "Idempotency-Key"). Borrowed; valid until the message is destroyed. */
+/** A header's first value, or NULL. Borrowed; valid until the message is destroyed. */
 const char *mp_msg_header(mp_msg_t *m, const char *name);
 /** The reply's Status header as an HTTP code; 200 when absent; 502 when not a valid code. */
 int mp_msg_status(mp_msg_t *m);
@@ -105,6 +105,23 @@ int mp_msg_status(mp_msg_t *m);
 const char *mp_msg_subject(const mp_msg_t *m);
 /** Frees a message. Accepts NULL. */
 void mp_msg_destroy(mp_msg_t *m);
+
+/** A reply seen by a loop thread (mp/bus_loop.h): points into a read buffer, valid during the callback only. */
+typedef struct mp_reply {
+    int status;       /* the Status header as an HTTP code (200 when absent, 502 when unusable) */
+    const char *data; /* the payload */
+    size_t len;
+    const char *hdrs; /* the raw header block ("NATS/1.0\r\nName: value\r\n...\r\n"), or NULL */
+    size_t hdrs_len;
+} mp_reply_t;
+
+/** A header of `r` by name (case-insensitive): its value and *len, or NULL. Points into the reply. */
+const char *mp_reply_header(const mp_reply_t *r, const char *name, size_t *len);
+
+/** The options the bus was connected with (loop connections reuse them), and a client TLS context when
+ *  nats.ca_file is set (NULL otherwise). Borrowed; valid until the bus is destroyed. */
+const mp_bus_opts_t *mp_bus__opts(const mp_bus_t *bus);
+SSL_CTX *mp_bus__tls(mp_bus_t *bus);
 
 /** Current wall-clock time in unix milliseconds (the unit of the Deadline header). Any thread. */
 int64_t mp_now_ms(void);

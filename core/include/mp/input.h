@@ -69,6 +69,10 @@ mp_status_t mp_input_reply(struct mp_svc_req *req, mp_input_t *in);
 /** Pagination (CONVENTIONS.md): `limit` 1-100 (default 20) and an opaque `cursor`, as parameters. */
 void mp_input_page(mp_input_t *in, int64_t *limit, const char **cursor);
 
+/** True when `url` is an absolute https URL with a host and no userinfo, at most 2048 bytes, without spaces,
+ *  backslashes or control bytes (image and avatar links a browser will load). */
+bool mp_https_url_valid(const char *url);
+
 /** Number of UTF-8 code points in `s` (invalid bytes count one each). */
 size_t mp_utf8_len(const char *s);
 

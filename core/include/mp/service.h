@@ -67,6 +67,7 @@ typedef struct mp_command {
     const char *name;  /* one or two words: "user create", "seed" */
     const char *usage; /* one line for `moonport help` */
     int (*run)(mp_svc_t *svc, int argc, char **argv);
+    bool offline; /* needs no configuration, connections or service init: `run` gets svc == NULL */
 } mp_command_t;
 
 typedef struct mp_service_def {
@@ -125,7 +126,8 @@ void mp_svc_reply_header(mp_svc_req_t *req, const char *name, const char *value)
 
 /* ---- request helpers ------------------------------------------------------- */
 
-/** A request header (If-Match, Idempotency-Key ...), or NULL. Borrowed. */
+/** A request header (If-Match, Idempotency-Key ...), or NULL; found under `name` or its lower-case form (the gateway
+ *  forwards client headers lower-cased). Borrowed. */
 const char *mp_svc_header(mp_svc_req_t *req, const char *name);
 /** True when the verified caller has `role`. */
 bool mp_svc_has_role(const mp_svc_req_t *req, const char *role);

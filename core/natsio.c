@@ -1,0 +1,435 @@
+/*
+ * natsio.c: the loop-native NATS client (see mp/natsio.h).
+ *
+ * Connection life: resolve -> TCP connect -> read INFO -> (TLS handshake if
+ * the server requires it) -> CONNECT + PING + SUB -> PONG means ready. Any
+ * read or write error, -ERR, or two unanswered keep-alive PINGs close the
+ * socket, tell the owner (its calls in flight fail at once), and retry with
+ * back-off from 100 ms up to 2 s.
+ *
+ * Writes: publishes append to `out`; a uv_prepare handle (it runs every
+ * iteration right before the loop blocks for I/O) hands `out` to
+ * h2o_socket_write, keeping one write in flight and double-buffering the
+ * next. So everything a loop iteration publishes leaves in one write.
+ */
+#define _GNU_SOURCE
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <h2o.h>
+#include "mp/alloc.h"
+#include "mp/buf.h"
+#include "mp/log.h"
+#include "mp/natsio.h"
+
+#define PING_INTERVAL_MS 20000
+#define MAX_BACKOFF_MS 2000
+
+typedef enum { S_IDLE, S_CONNECTING, S_INFO, S_TLS, S_AWAIT_PONG, S_READY } state_t;
+
+struct mp_natsio {
+    uv_loop_t *loop;
+    mp_natsio_opts_t o;
+    char *url, *user, *password, *name, *subscribe;
+    char host[256];
+    char port[8];
+    h2o_socket_t *sock;
+    state_t state;
+    mp_buf_t out, wbuf;
+    uv_prepare_t flusher; /* runs right before the loop blocks: everything queued this iteration leaves then */
+    uv_timer_t retry, pinger;
+    int backoff_ms;
+    int pings_out;
+    size_t max_payload;
+    int closing, handles_open;
+    int64_t last_log;
+};
+
+static void start_connect(mp_natsio_t *n);
+static void drop(mp_natsio_t *n, const char *why);
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+static void on_written(h2o_socket_t *sock, const char *err);
+
+static void flush(mp_natsio_t *n)
+{
+    if (n->sock == NULL || h2o_socket_is_writing(n->sock) || n->out.len == 0)
+        return;
+    mp_buf_t t = n->wbuf; /* swap: `out` goes out, the old write buffer collects the next batch */
+    n->wbuf = n->out;
+    n->out = t;
+    mp_buf_reset(&n->out);
+    h2o_iovec_t iov = h2o_iovec_init(n->wbuf.base, n->wbuf.len);
+    h2o_socket_write(n->sock, &iov, 1, on_written);
+}
+
+static void on_written(h2o_socket_t *sock, const char *err)
+{
+    mp_natsio_t *n = sock->data;
+    if (err != NULL) {
+        drop(n, err);
+        return;
+    }
+    mp_buf_reset(&n->wbuf);
+    flush(n);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    mp_natsio_t *n = h->data;
+    flush(n);
+    if (n->out.len == 0)
+        uv_prepare_stop(&n->flusher);
+}
+
+static void queue(mp_natsio_t *n, const char *p, size_t len)
+{
+    mp_buf_append(&n->out, p, len);
+    if (n->out.len > 64 * 1024)
+        flush(n);
+    else if (!uv_is_active((uv_handle_t *)&n->flusher))
+        uv_prepare_start(&n->flusher, on_prepare);
+}
+
+/* ---- protocol out ------------------------------------------------------------------ */
+
+static void send_connect(mp_natsio_t *n)
+{
+    mp_buf_t b = MP_BUF_INIT;
+    mp_buf_puts(&b, "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true,"
+                    "\"lang\":\"c\",\"version\":\"moonport\",\"protocol\":1,\"name\":\"");
+    mp_buf_json_escape(&b, n->name, strlen(n->name));
+    mp_buf_puts(&b, "\"");
+    if (n->user) {
+        mp_buf_puts(&b, ",\"user\":\"");
+        mp_buf_json_escape(&b, n->user, strlen(n->user));
+        mp_buf_puts(&b, "\",\"pass\":\"");
+        mp_buf_json_escape(&b, n->password ? n->password : "", n->password ? strlen(n->password) : 0);
+        mp_buf_puts(&b, "\"");
+    }
+    mp_buf_puts(&b, "}\r\nPING\r\n");
+    if (n->subscribe)
+        mp_buf_printf(&b, "SUB %s 1\r\n", n->subscribe);
+    queue(n, b.base, b.len);
+    if (b.base) /* the CONNECT may hold a password */
+        memset(b.base, 0, b.len);
+    mp_buf_dispose(&b);
+    n->state = S_AWAIT_PONG;
+}
+
+static bool clean(const char *s)
+{
+    return s && !strpbrk(s, "\r\n");
+}
+
+mp_status_t mp_natsio_publish(mp_natsio_t *n, const char *subject, const char *reply, const mp_bus_hdr_t *hdrs,
+                              size_t nhdrs, const void *data, size_t len)
+{
+    char hb[2048];
+    size_t hl = 0;
+    if (n->state != S_READY)
+        return mp_err_set(MP_EUNAVAIL, "nats: not connected");
+    if (!clean(subject) || strchr(subject, ' ') || (reply && (!clean(reply) || strchr(reply, ' '))))
+        return mp_err_set(MP_EINVAL, "nats: bad subject");
+    hl = (size_t)snprintf(hb, sizeof(hb), "NATS/1.0\r\n");
+    for (size_t i = 0; i < nhdrs; i++) {
+        if (!clean(hdrs[i].name) || !clean(hdrs[i].value) || !*hdrs[i].value)
+            continue;
+        int w = snprintf(hb + hl, sizeof(hb) - hl, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
+        if (w < 0 || (size_t)w >= sizeof(hb) - hl - 2)
+            return mp_err_set(MP_ETOOBIG, "nats: headers too large");
+        hl += (size_t)w;
+    }
+    hb[hl++] = '\r';
+    hb[hl++] = '\n';
+    if (n->max_payload && hl + len > n->max_payload)
+        return mp_err_set(MP_ETOOBIG, "nats: message larger than the server's max_payload");
+    char line[512];
+    int ll = reply ? snprintf(line, sizeof(line), "HPUB %s %s %zu %zu\r\n", subject, reply, hl, hl + len)
+                   : snprintf(line, sizeof(line), "HPUB %s %zu %zu\r\n", subject, hl, hl + len);
+    if (ll < 0 || (size_t)ll >= sizeof(line))
+        return mp_err_set(MP_EINVAL, "nats: subject too long");
+    mp_buf_reserve(&n->out, (size_t)ll + hl + len + 2);
+    queue(n, line, (size_t)ll);
+    queue(n, hb, hl);
+    if (len)
+        queue(n, data, len);
+    queue(n, "\r\n", 2);
+    return MP_OK;
+}
+
+/* ---- protocol in -------------------------------------------------------------------- */
+
+static void on_info(mp_natsio_t *n, const char *json, size_t len)
+{
+    const char *mp = memmem(json, len, "\"max_payload\":", 14);
+    if (mp)
+        n->max_payload = strtoul(mp + 14, NULL, 10);
+}
+
+static void on_handshake(h2o_socket_t *sock, const char *err)
+{
+    mp_natsio_t *n = sock->data;
+    if (err) {
+        drop(n, err);
+        return;
+    }
+    send_connect(n);
+}
+
+/* Splits a protocol line into at most `max` space-separated tokens. */
+static int tokens(const char *line, size_t len, const char **tok, size_t *tlen, int max)
+{
+    int n = 0;
+    size_t i = 0;
+    while (i < len && n < max) {
+        while (i < len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        if (i == len)
+            break;
+        tok[n] = line + i;
+        while (i < len && line[i] != ' ' && line[i] != '\t')
+            i++;
+        tlen[n] = (size_t)(line + i - tok[n]);
+        n++;
+    }
+    return n;
+}
+
+/* Handles one complete item at the start of `p`; returns bytes consumed, 0 when more data is needed, -1 on a
+ * protocol error. */
+static long parse_one(mp_natsio_t *n, const char *p, size_t avail)
+{
+    const char *eol = memmem(p, avail, "\r\n", 2);
+    if (eol == NULL)
+        return avail > 64 * 1024 ? -1 : 0;
+    size_t ll = (size_t)(eol - p), used = ll + 2;
+    const char *tok[6];
+    size_t tl[6];
+    if (ll >= 4 && (strncasecmp(p, "MSG ", 4) == 0 || strncasecmp(p, "HMSG ", 5) == 0)) {
+        bool h = p[0] == 'H' || p[0] == 'h';
+        int nt = tokens(p, ll, tok, tl, 6);
+        /* MSG subj sid [reply] size | HMSG subj sid [reply] hdrlen total */
+        int want = h ? 5 : 4;
+        if (nt < want - 0 || nt > want + 1)
+            return -1;
+        size_t total = strtoul(tok[nt - 1], NULL, 10), hdr = h ? strtoul(tok[nt - 2], NULL, 10) : 0;
+        if (hdr > total || total > 64u * 1024 * 1024)
+            return -1;
+        if (avail < used + total + 2)
+            return 0;
+        const char *body = eol + 2;
+        n->o.on_msg(n->o.arg, tok[1], tl[1], body, hdr, body + hdr, total - hdr);
+        return (long)(used + total + 2);
+    }
+    if (ll >= 4 && strncasecmp(p, "PING", 4) == 0) {
+        queue(n, "PONG\r\n", 6);
+    } else if (ll >= 4 && strncasecmp(p, "PONG", 4) == 0) {
+        n->pings_out = 0;
+        if (n->state == S_AWAIT_PONG) {
+            n->state = S_READY;
+            n->backoff_ms = 100;
+            mp_log_kv(MP_LOG_INFO, NULL, "nats loop connection ready", "connection", n->name, NULL);
+            if (n->o.on_state)
+                n->o.on_state(n->o.arg, true);
+        }
+    } else if (ll >= 4 && strncasecmp(p, "INFO", 4) == 0) {
+        on_info(n, p + 4, ll - 4);
+        if (n->state == S_INFO) {
+            if (memmem(p, ll, "\"tls_required\":true", 19)) {
+                if (n->o.tls == NULL)
+                    return -1;
+                n->state = S_TLS;
+                h2o_socket_ssl_handshake(n->sock, n->o.tls, n->host, on_handshake);
+                return (long)used;
+            }
+            send_connect(n);
+        }
+    } else if (ll >= 4 && strncasecmp(p, "-ERR", 4) == 0) {
+        mp_log_kv(MP_LOG_ERROR, NULL, "nats server error", "connection", n->name, "error", p + 4, NULL);
+        return -1;
+    }
+    return (long)used; /* +OK and anything unknown: skipped */
+}
+
+static void on_read(h2o_socket_t *sock, const char *err)
+{
+    mp_natsio_t *n = sock->data;
+    if (err != NULL) {
+        drop(n, err);
+        return;
+    }
+    size_t off = 0;
+    while (off < sock->input->size && n->sock == sock) {
+        long used = parse_one(n, sock->input->bytes + off, sock->input->size - off);
+        if (used < 0) {
+            drop(n, "protocol error");
+            return;
+        }
+        if (used == 0 || n->state == S_TLS)
+            break;
+        off += (size_t)used;
+    }
+    if (n->sock == sock && off)
+        h2o_buffer_consume(&sock->input, off);
+}
+
+/* ---- connection life ------------------------------------------------------------------- */
+
+static void on_connect(h2o_socket_t *sock, const char *err)
+{
+    mp_natsio_t *n = sock->data;
+    if (err) {
+        drop(n, err);
+        return;
+    }
+    n->state = S_INFO;
+    h2o_socket_read_start(sock, on_read);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    start_connect(t->data);
+}
+
+static void drop(mp_natsio_t *n, const char *why)
+{
+    bool was_ready = n->state == S_READY;
+    if (n->sock) {
+        h2o_socket_t *s = n->sock;
+        n->sock = NULL;
+        h2o_socket_close(s);
+    }
+    n->state = S_IDLE;
+    mp_buf_reset(&n->out);
+    mp_buf_reset(&n->wbuf);
+    if (was_ready && n->o.on_state)
+        n->o.on_state(n->o.arg, false);
+    if (n->closing)
+        return;
+    int64_t now = (int64_t)uv_now(n->loop);
+    if (was_ready || now - n->last_log > 10000) {
+        mp_log_kv(MP_LOG_WARN, NULL, "nats loop connection lost; retrying", "connection", n->name, "error", why, NULL);
+        n->last_log = now;
+    }
+    uv_timer_start(&n->retry, on_retry, (uint64_t)n->backoff_ms, 0);
+    n->backoff_ms = n->backoff_ms * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : n->backoff_ms * 2;
+}
+
+static void start_connect(mp_natsio_t *n)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(n->host, n->port, &hints, &res) != 0 || res == NULL) {
+        drop(n, "cannot resolve the server");
+        return;
+    }
+    n->state = S_CONNECTING;
+    n->sock = h2o_socket_connect(n->loop, res->ai_addr, res->ai_addrlen, on_connect);
+    freeaddrinfo(res);
+    if (n->sock == NULL) {
+        drop(n, "cannot connect");
+        return;
+    }
+    n->sock->data = n;
+}
+
+static void on_ping_timer(uv_timer_t *t)
+{
+    mp_natsio_t *n = t->data;
+    if (n->state != S_READY)
+        return;
+    if (++n->pings_out > 2) { /* the server stopped answering: do not wait for TCP to notice */
+        drop(n, "keep-alive PINGs unanswered");
+        return;
+    }
+    queue(n, "PING\r\n", 6);
+}
+
+static bool parse_url(mp_natsio_t *n, const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *at = strchr(p, '@'), *end = strchr(p, ',');
+    if (at && (!end || at < end))
+        p = at + 1; /* credentials in the URL are not used here; configure nats.user */
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *colon = memchr(p, ':', len);
+    size_t hl = colon ? (size_t)(colon - p) : len;
+    if (hl == 0 || hl >= sizeof(n->host))
+        return false;
+    memcpy(n->host, p, hl);
+    n->host[hl] = '\0';
+    snprintf(n->port, sizeof(n->port), "%.*s", colon ? (int)(len - hl - 1) : 4, colon ? colon + 1 : "4222");
+    return atoi(n->port) > 0;
+}
+
+mp_status_t mp_natsio_create(mp_natsio_t **out, uv_loop_t *loop, const mp_natsio_opts_t *o)
+{
+    mp_natsio_t *n = mp_xcalloc(1, sizeof(*n));
+    n->loop = loop;
+    n->o = *o;
+    n->name = mp_xstrdup(o->name ? o->name : "moonport-loop");
+    n->user = mp_xstrdup(o->user);
+    n->password = mp_xstrdup(o->password);
+    n->subscribe = mp_xstrdup(o->subscribe);
+    n->backoff_ms = 100;
+    if (!parse_url(n, o->url ? o->url : "nats://127.0.0.1:4222")) {
+        free(n->name);
+        free(n->user);
+        free(n->password);
+        free(n->subscribe);
+        free(n);
+        return mp_err_set(MP_EINVAL, "nats URL \"%s\" is not nats://host:port", o->url);
+    }
+    uv_prepare_init(loop, &n->flusher);
+    n->flusher.data = n;
+    uv_timer_init(loop, &n->retry);
+    n->retry.data = n;
+    uv_timer_init(loop, &n->pinger);
+    n->pinger.data = n;
+    uv_timer_start(&n->pinger, on_ping_timer, PING_INTERVAL_MS, PING_INTERVAL_MS);
+    n->handles_open = 3;
+    start_connect(n);
+    *out = n;
+    return MP_OK;
+}
+
+bool mp_natsio_ready(const mp_natsio_t *n)
+{
+    return n->state == S_READY;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    mp_natsio_t *n = h->data;
+    if (--n->handles_open > 0)
+        return;
+    mp_buf_dispose(&n->out);
+    mp_buf_dispose(&n->wbuf);
+    if (n->password)
+        memset(n->password, 0, strlen(n->password));
+    free(n->password);
+    free(n->user);
+    free(n->name);
+    free(n->subscribe);
+    free(n);
+}
+
+void mp_natsio_destroy(mp_natsio_t *n)
+{
+    if (n == NULL)
+        return;
+    n->closing = 1;
+    n->o.on_state = NULL;
+    if (n->sock) {
+        h2o_socket_t *s = n->sock;
+        n->sock = NULL;
+        h2o_socket_close(s);
+    }
+    uv_close((uv_handle_t *)&n->flusher, on_handle_closed);
+    uv_close((uv_handle_t *)&n->retry, on_handle_closed);
+    uv_close((uv_handle_t *)&n->pinger, on_handle_closed);
+}

@@ -1,0 +1,53 @@
+/*
+ * bff_mount.c: the gateway's door to the Lua BFFs at /bff/<client>/...
+ * A bearer token, when sent, is verified exactly as for REST routes
+ * (including the wait for a key refresh on an unknown kid); the engine then
+ * decides per route whether a caller is required. An invalid token is a 401
+ * even on public BFF routes: a client that sends one should learn it is bad.
+ */
+#include <string.h>
+#include "mp/http.h"
+#include "gateway.h"
+
+static gw_route_t bff_route = {.method = "*", .path = "/bff/", .subject = "", .auth = GW_AUTH_OPTIONAL, .group = "bff"};
+
+static void after_auth(gw_req_t *gr)
+{
+    mp_bff_caller_t caller = {gr->claims.sub, gr->roles};
+    mp_bff_handle(gr->th->bff, gr->req, &gr->rc, gr->authenticated ? &caller : NULL);
+}
+
+static void on_gr_dispose(void *p)
+{
+    gw_req_t *gr = p;
+    gr->gone = 1;
+    if (h2o_linklist_is_linked(&gr->waiter))
+        h2o_linklist_unlink(&gr->waiter);
+}
+
+int gw_bff_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    mp_http_thread_t *t = mp_http_thread_of(req);
+    gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gr_dispose);
+    size_t rid_len = 0, tp_len = 0;
+    mp_http_track(req);
+    memset(gr, 0, sizeof(*gr));
+    gr->req = req;
+    gr->th = t->user;
+    gr->cont = after_auth;
+    gr->match.route = &bff_route;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    const char *rid = i >= 0 ? req->headers.entries[i].value.base : NULL;
+    rid_len = i >= 0 ? req->headers.entries[i].value.len : 0;
+    i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), -1);
+    const char *tp = i >= 0 ? req->headers.entries[i].value.base : NULL;
+    tp_len = i >= 0 ? req->headers.entries[i].value.len : 0;
+    mp_reqctx_init(&gr->rc, rid, rid_len, tp, tp_len);
+    if (gr->th->bff == NULL) {
+        gw_proxy_fail(gr, 404, "no BFF is configured");
+        return 0;
+    }
+    if (gw_auth_check(gr))
+        after_auth(gr);
+    return 0;
+}

@@ -1,0 +1,2 @@
+-- Another client's module: the lab client must not be able to require it.
+return { secret = "other" }

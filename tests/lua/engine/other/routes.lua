@@ -1,0 +1,2 @@
+local bff = require "moonport.bff"
+bff.get("/ping", function() return { pong = true } end)
