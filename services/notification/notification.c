@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mp/b64url.h"
-#include "mp/buf.h"
+#include "mp/cursor.h"
 #include "mp/input.h"
+#include "mp/page.h"
 #include "notification_int.h"
 
 notif_state_t notif_state;
@@ -21,31 +21,17 @@ static const notif_adapter_t *const adapters[] = {&notif_adapter_log, &notif_ada
 
 /* ---- list ------------------------------------------------------------------------------------ */
 
-/* A cursor is base64url("<created_at in unix microseconds>,<id>") of the page's last notification. */
-static bool cursor_decode(const char *cursor, char us[24], char id[37])
-{
-    unsigned char raw[80];
-    size_t len = strlen(cursor);
-    long n = len <= 100 ? mp_b64url_decode(raw, cursor, len) : -1;
-    if (n < 38 || n > 60)
-        return false;
-    raw[n] = '\0';
-    const char *s = (const char *)raw, *comma = strchr(s, ',');
-    if (comma == NULL || comma == s || comma - s > 20 || strspn(s, "0123456789") != (size_t)(comma - s) ||
-        !mp_uuid_valid(comma + 1))
-        return false;
-    snprintf(us, 24, "%.*s", (int)(comma - s), s);
-    snprintf(id, 37, "%s", comma + 1);
-    return true;
-}
+/* a cursor belongs to one listing: all notifications, or unread ones only */
+#define LIST_KIND_ALL "notification.list.v1"
+#define LIST_KIND_UNREAD "notification.list.v1.unread"
 
 static mp_status_t notif_list(mp_svc_req_t *req)
 {
     mp_input_t in;
     int64_t limit;
-    const char *cursor;
+    const char *cursor, *after[2] = {NULL, NULL};
     bool unread = false;
-    char us[24] = "", after[37] = "", lim[24];
+    char cbuf[600], lim[24];
     if (req->auth_sub == NULL)
         return mp_err_set(MP_EUNAUTH, "sign in to see your notifications");
     mp_input_init(&in, req->input);
@@ -55,37 +41,26 @@ static mp_status_t notif_list(mp_svc_req_t *req)
     if (!mp_input_ok(&in))
         return mp_input_reply(req, &in);
     mp_input_dispose(&in);
-    if (cursor && !cursor_decode(cursor, us, after))
-        return mp_svc_reply_problem(req, 400, "cursor is malformed; use next_cursor from the previous page", NULL);
+    const char *kind = unread ? LIST_KIND_UNREAD : LIST_KIND_ALL;
+    if (cursor && (mp_cursor_decode(after, 2, cbuf, sizeof(cbuf), kind, cursor) != MP_OK || !mp_uuid_valid(after[1])))
+        return mp_svc_reply_problem(req, 400, "parameter cursor: not a cursor of this listing", NULL);
     snprintf(lim, sizeof(lim), "%lld", (long long)limit + 1);
 
     mp_db_res_t *res = NULL;
     mp_status_t st = mp_db_exec_once(
         &res, mp_svc_db(req->svc),
-        "SELECT notification.notification_json(n)::text, (extract(epoch FROM n.created_at) * 1000000)::bigint, n.id "
-        "FROM notification.notifications n WHERE n.user_id = $1 AND (NOT $2::bool OR n.read_at IS NULL) AND "
-        "($3::bigint IS NULL OR (n.created_at, n.id) < ('epoch'::timestamptz + $3::bigint * interval '1 microsecond', "
-        "$4::uuid)) ORDER BY n.created_at DESC, n.id DESC LIMIT $5::int",
-        5, MP_DB_PARAMS(req->auth_sub, unread ? "true" : "false", cursor ? us : NULL, cursor ? after : NULL, lim));
+        "SELECT notification.notification_json(n)::text, to_char(n.created_at AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), n.id FROM notification.notifications n WHERE n.user_id = $1 AND "
+        "(NOT $2::bool OR n.read_at IS NULL) AND ($3::timestamptz IS NULL OR (n.created_at, n.id) < "
+        "($3::timestamptz, $4::uuid)) ORDER BY n.created_at DESC, n.id DESC LIMIT $5::int",
+        5, MP_DB_PARAMS(req->auth_sub, unread ? "true" : "false", after[0], after[1], lim));
+    if (st == MP_EINVAL)
+        return mp_svc_reply_problem(req, 400, "parameter cursor: not a cursor of this listing", NULL);
     if (st != MP_OK)
         return st;
-    int rows = mp_db_rows(res), shown = rows > limit ? (int)limit : rows;
-    mp_buf_t b = MP_BUF_INIT;
-    mp_buf_puts(&b, "{\"items\":[");
-    for (int i = 0; i < shown; i++)
-        mp_buf_printf(&b, "%s%s", i ? "," : "", mp_db_get(res, i, 0));
-    mp_buf_puts(&b, "],\"next_cursor\":");
-    if (rows > limit) {
-        char raw[64], enc[96];
-        int n = snprintf(raw, sizeof(raw), "%s,%s", mp_db_get(res, shown - 1, 1), mp_db_get(res, shown - 1, 2));
-        mp_b64url_encode(enc, (const unsigned char *)raw, (size_t)n);
-        mp_buf_printf(&b, "\"%s\"}", enc);
-    } else {
-        mp_buf_puts(&b, "null}");
-    }
+    mp_svc_reply_header(req, "Cache-Control", "private, no-store");
+    st = mp_svc_reply_page(req, res, limit, kind, (mp_page_cols_t){.json = 0, .key = 1, .id = 2});
     mp_db_res_free(res);
-    st = mp_svc_reply_raw(req, 200, "application/json", b.base, b.len);
-    mp_buf_dispose(&b);
     return st;
 }
 

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mp/b64url.h"
-#include "mp/buf.h"
+#include "mp/cursor.h"
 #include "mp/input.h"
+#include "mp/page.h"
 #include "order_int.h"
 
 order_state_t order_state;
@@ -56,50 +56,24 @@ static mp_status_t order_get(mp_svc_req_t *req)
                         MP_DB_PARAMS(id, req->auth_sub, admin_flag(req)));
     if (st == MP_OK && mp_db_rows(res) == 0)
         st = mp_svc_reply_problem(req, 404, "no such order", NULL);
-    else if (st == MP_OK)
+    else if (st == MP_OK) {
+        mp_svc_reply_header(req, "Cache-Control", "private, no-store");
         st = reply_json_text(req, 200, mp_db_get(res, 0, 0));
+    }
     mp_db_res_free(res);
     return st;
 }
 
 /* ---- list ------------------------------------------------------------------------------------ */
 
-/* A cursor is base64url("<created_at in unix microseconds>,<id>") of the last order of the page. */
-static bool cursor_decode(const char *cursor, char us[24], char id[37])
-{
-    unsigned char raw[80];
-    size_t len = strlen(cursor);
-    if (len > 100)
-        return false;
-    long n = mp_b64url_decode(raw, cursor, len);
-    if (n < 38 || n > 60)
-        return false;
-    raw[n] = '\0';
-    const char *comma = strchr((const char *)raw, ',');
-    if (comma == NULL || comma == (const char *)raw || comma - (const char *)raw > 20 || !mp_uuid_valid(comma + 1))
-        return false;
-    for (const char *p = (const char *)raw; p < comma; p++)
-        if (*p < '0' || *p > '9')
-            return false;
-    snprintf(us, 24, "%.*s", (int)(comma - (const char *)raw), (const char *)raw);
-    snprintf(id, 37, "%s", comma + 1);
-    return true;
-}
-
-static void cursor_encode(mp_buf_t *out, const char *us, const char *id)
-{
-    char raw[64], enc[96];
-    int n = snprintf(raw, sizeof(raw), "%s,%s", us, id);
-    mp_b64url_encode(enc, (const unsigned char *)raw, (size_t)n);
-    mp_buf_printf(out, "\"%s\"", enc);
-}
+#define ORDER_LIST_KIND "order.list.v1"
 
 static mp_status_t order_list(mp_svc_req_t *req)
 {
     mp_input_t in;
     int64_t limit;
-    const char *cursor;
-    char us[24] = "", after[37] = "", lim[24];
+    const char *cursor, *after[2] = {NULL, NULL};
+    char cbuf[600], lim[24];
     if (req->auth_sub == NULL)
         return mp_err_set(MP_EUNAUTH, "sign in to see your orders");
     mp_input_init(&in, req->input);
@@ -108,37 +82,26 @@ static mp_status_t order_list(mp_svc_req_t *req)
     if (!mp_input_ok(&in))
         return mp_input_reply(req, &in);
     mp_input_dispose(&in);
-    if (cursor && !cursor_decode(cursor, us, after))
-        return mp_svc_reply_problem(req, 400, "cursor is malformed; use next_cursor from the previous page", NULL);
+    if (cursor &&
+        (mp_cursor_decode(after, 2, cbuf, sizeof(cbuf), ORDER_LIST_KIND, cursor) != MP_OK || !mp_uuid_valid(after[1])))
+        return mp_svc_reply_problem(req, 400, "parameter cursor: not a cursor of this listing", NULL);
     snprintf(lim, sizeof(lim), "%lld", (long long)limit + 1); /* one more tells whether a next page exists */
 
     mp_db_res_t *res = NULL;
-    mp_status_t st = mp_db_exec_once(
-        &res, mp_svc_db(req->svc),
-        "SELECT \"order\".order_json(o)::text, (extract(epoch FROM o.created_at) * 1000000)::bigint, o.id "
-        "FROM \"order\".orders o WHERE o.user_id = $1 AND ($2::bigint IS NULL OR (o.created_at, o.id) < "
-        "('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid)) "
-        "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int",
-        4, MP_DB_PARAMS(req->auth_sub, cursor ? us : NULL, cursor ? after : NULL, lim));
+    mp_status_t st =
+        mp_db_exec_once(&res, mp_svc_db(req->svc),
+                        "SELECT \"order\".order_json(o)::text, to_char(o.created_at AT TIME ZONE 'UTC', "
+                        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), o.id FROM \"order\".orders o WHERE o.user_id = $1 AND "
+                        "($2::timestamptz IS NULL OR (o.created_at, o.id) < ($2::timestamptz, $3::uuid)) "
+                        "ORDER BY o.created_at DESC, o.id DESC LIMIT $4::int",
+                        4, MP_DB_PARAMS(req->auth_sub, after[0], after[1], lim));
+    if (st == MP_EINVAL) /* a forged cursor whose time does not parse */
+        return mp_svc_reply_problem(req, 400, "parameter cursor: not a cursor of this listing", NULL);
     if (st != MP_OK)
         return st;
-    int rows = mp_db_rows(res), shown = rows > limit ? (int)limit : rows;
-    mp_buf_t b = MP_BUF_INIT;
-    mp_buf_puts(&b, "{\"items\":[");
-    for (int i = 0; i < shown; i++) {
-        if (i)
-            mp_buf_puts(&b, ",");
-        mp_buf_puts(&b, mp_db_get(res, i, 0));
-    }
-    mp_buf_puts(&b, "],\"next_cursor\":");
-    if (rows > limit)
-        cursor_encode(&b, mp_db_get(res, shown - 1, 1), mp_db_get(res, shown - 1, 2));
-    else
-        mp_buf_puts(&b, "null");
-    mp_buf_puts(&b, "}");
+    mp_svc_reply_header(req, "Cache-Control", "private, no-store");
+    st = mp_svc_reply_page(req, res, limit, ORDER_LIST_KIND, (mp_page_cols_t){.json = 0, .key = 1, .id = 2});
     mp_db_res_free(res);
-    st = mp_svc_reply_raw(req, 200, "application/json", b.base, b.len);
-    mp_buf_dispose(&b);
     return st;
 }
 

@@ -1,8 +1,10 @@
 /*
  * fake_product.c: product.v1.lookup / reserve / release from memory, for
- * Order's integration tests only (see fake_product.h). Reservations are per
- * order id, all or nothing, and idempotent; release returns what a live
- * reservation held, once.
+ * Order's integration tests only (see fake_product.h), following Product's
+ * documented contract (docs/services.md#product): reservations are per
+ * order id, all or nothing, and idempotent (a refused reserve is refused
+ * again); release returns what a live reservation held, once, and a release
+ * that comes first makes the late reserve refused.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -27,6 +29,8 @@ typedef struct product {
 typedef struct reservation {
     char order_id[37];
     int n, live, calls;
+    int rejected; /* the first reserve was refused: every repeat is refused the same way */
+    int released; /* released (possibly before any reserve): a later reserve is refused */
     char product_id[MAX_LINES][37];
     int64_t quantity[MAX_LINES];
 } reservation_t;
@@ -75,6 +79,17 @@ static void reply_down(fake_product_t *fp, mp_msg_t *req)
     mp_buf_dispose(&b);
 }
 
+/* 409 "insufficient stock", with the errors of the first refusal when there are new ones to report */
+static void reply_conflict(fake_product_t *fp, mp_msg_t *req, mp_problem_errors_t *errs)
+{
+    mp_buf_t b = MP_BUF_INIT;
+    mp_problem_render(&b, 409, "insufficient stock", NULL, errs ? errs->list : NULL);
+    mp_bus_reply(fp->bus, req, 409, b.base, b.len, NULL, 0);
+    mp_buf_dispose(&b);
+    if (errs)
+        mp_problem_errors_dispose(errs);
+}
+
 static json_t *product_json(const product_t *p)
 {
     return json_pack("{s:s, s:s, s:s, s:{s:I, s:s}, s:I, s:s, s:i, s:s}", "id", p->id, "sku", p->sku, "name", p->name,
@@ -102,9 +117,12 @@ static void on_reserve(fake_product_t *fp, mp_msg_t *req, json_t *in)
     json_t *items = json_object_get(in, "items"), *it;
     size_t i;
     reservation_t *r = order_id ? reservation(fp, order_id) : NULL;
-    if (r) { /* idempotent per order id */
+    if (r) { /* idempotent per order id: the first outcome, again */
         r->calls++;
-        reply(fp, req, 200, json_pack("{s:s, s:b, s:O}", "order_id", order_id, "reserved", 1, "items", items));
+        if (r->rejected || (r->released && !r->live && r->n == 0))
+            reply_conflict(fp, req, NULL);
+        else
+            reply(fp, req, 200, json_pack("{s:s, s:b, s:O}", "order_id", order_id, "reserved", 1, "items", items));
         return;
     }
     mp_problem_errors_t errs = {0};
@@ -117,21 +135,21 @@ static void on_reserve(fake_product_t *fp, mp_msg_t *req, json_t *in)
         if (p == NULL || q > p->available)
             mp_problem_add(&errs, ptr, "only %lld left", p ? (long long)p->available : 0LL);
     }
-    if (order_id == NULL || json_array_size(items) > MAX_LINES || fp->nreservations == MAX_RESERVATIONS)
+    if (order_id == NULL || json_array_size(items) > MAX_LINES || fp->nreservations == MAX_RESERVATIONS) {
         mp_problem_add(&errs, "/items", "the fake cannot hold this");
-    if (mp_problem_count(&errs)) {
-        mp_buf_t b = MP_BUF_INIT;
-        mp_problem_render(&b, 409, "not enough stock", NULL, errs.list);
-        mp_bus_reply(fp->bus, req, 409, b.base, b.len, NULL, 0);
-        mp_buf_dispose(&b);
-        mp_problem_errors_dispose(&errs);
+        reply_conflict(fp, req, &errs);
         return;
     }
     r = &fp->reservations[fp->nreservations++];
     memset(r, 0, sizeof(*r));
     snprintf(r->order_id, sizeof(r->order_id), "%s", order_id);
-    r->live = 1;
     r->calls = 1;
+    if (mp_problem_count(&errs)) {
+        r->rejected = 1;
+        reply_conflict(fp, req, &errs);
+        return;
+    }
+    r->live = 1;
     json_array_foreach(items, i, it)
     {
         product_t *p = find(fp, mp_json_str(it, "product_id"));
@@ -152,6 +170,13 @@ static void on_release(fake_product_t *fp, mp_msg_t *req, json_t *in)
             find(fp, r->product_id[i])->available += r->quantity[i];
         r->live = 0;
     }
+    if (r == NULL && order_id && fp->nreservations < MAX_RESERVATIONS) { /* before its reserve: refuse that later */
+        r = &fp->reservations[fp->nreservations++];
+        memset(r, 0, sizeof(*r));
+        snprintf(r->order_id, sizeof(r->order_id), "%s", order_id);
+    }
+    if (r)
+        r->released = 1;
     reply(fp, req, 200, json_pack("{s:s?, s:b}", "order_id", order_id, "released", released));
 }
 

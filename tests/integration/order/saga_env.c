@@ -1,11 +1,7 @@
 /*
  * saga_env.c: starting and stopping the roles in-process for Order's
- * integration tests, and the helpers they share (see saga_env.h).
- *
- * mp_serve_main() takes SIGTERM with sigwaitinfo(), so every thread of the
- * process blocks SIGTERM/SIGINT/SIGHUP from the start (threads inherit the
- * mask) and teardown stops the roles with kill(getpid(), SIGTERM), exactly as
- * an orchestrator stops a pod.
+ * integration tests (integration/inproc.h: SIGTERM drains them as an
+ * orchestrator stops a pod), and the helpers they share (see saga_env.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,8 +17,7 @@
 #include <cmocka.h>
 #include "mp/json.h"
 #include "mp/reqctx.h"
-#include "mp/serve.h"
-#include "integration/testenv.h"
+#include "integration/inproc.h"
 #include "saga_env.h"
 
 fake_product_t *env_product;
@@ -32,45 +27,20 @@ const char *const env_p1 = "0b7e0a8e-1111-4c1a-9d3e-000000000001";
 const char *const env_p2 = "0b7e0a8e-2222-4c1a-9d3e-000000000002";
 const char *const env_usd = "0b7e0a8e-3333-4c1a-9d3e-000000000003";
 
-static char dir[64], config[96], notes[96];
-static pthread_t serve_thread;
-static int serve_rc = -1;
-
-static void *serve_main(void *arg)
-{
-    char *argv[] = {"moonport", "serve", "--config", config, "--roles", "order,payment,notification", NULL};
-    serve_rc = mp_serve_main(6, argv);
-    return NULL;
-}
-
-static void write_config(void)
-{
-    FILE *f = fopen(config, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "log:\n  level: warn\n"
-            "admin:\n  listen: 127.0.0.1:0\n"
-            "shutdown:\n  drain: 2s\n"
-            "payment:\n  retry_base: 20ms\n  retry_max: 100ms\n  sandbox:\n    slow: 2s\n"
-            "notification:\n  adapter: file\n  file_dir: %s\n  retry_base: 50ms\n",
-            notes);
-    fclose(f);
-}
+static char dir[64], notes[96];
 
 int env_setup(void **state)
 {
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* before any thread exists, so all of them inherit it */
-
+    char extra[512];
     snprintf(dir, sizeof(dir), "/tmp/mp-saga-%d", (int)getpid());
-    snprintf(config, sizeof(config), "%s/moonport.yaml", dir);
     snprintf(notes, sizeof(notes), "%s/notifications", dir);
     assert_int_equal(mkdir(dir, 0700), 0);
-    write_config();
+    snprintf(extra, sizeof(extra),
+             "payment:\n  retry_base: 20ms\n  retry_max: 100ms\n  sandbox:\n    slow: 2s\n"
+             "notification:\n  adapter: file\n  file_dir: %s\n  retry_base: 50ms\n",
+             notes);
+    /* first: it blocks the stop signals before any other thread exists */
+    assert_int_equal(mp_serve_test_start("order,payment,notification", extra), 0);
 
     mp_bus_opts_t bo = {.url = MP_TEST_NATS_URL(), .name = "test_saga", .send_asap = true};
     assert_int_equal(mp_bus_connect(&env_bus, &bo), MP_OK);
@@ -81,20 +51,13 @@ int env_setup(void **state)
     fake_product_add(env_product, env_p2, "PEN-2", "Rocket pen", 399, "EUR", 100);
     fake_product_add(env_product, env_usd, "CAP-3", "Crater cap", 500, "USD", 100);
 
-    assert_int_equal(pthread_create(&serve_thread, NULL, serve_main, NULL), 0);
     /* ready when order answers; the consumers attach to their durables on their own threads */
     char user[37];
     env_uuid(user);
     for (int i = 0; i < 600; i++) {
-        mp_msg_t *reply = NULL;
-        mp_bus_call_t call = {
-            .subject = "order.v1.list", .body = "{}", .len = 2, .timeout_ms = 1000, .ctx = {.auth_sub = user}};
-        if (mp_bus_request(&reply, env_bus, &call) == MP_OK && mp_msg_status(reply) == 200) {
-            mp_msg_destroy(reply);
+        if (mp_test_request(NULL, env_bus, "order.v1.list", "{}", (mp_bus_ctx_t){.auth_sub = user}) == 200)
             return 0;
-        }
-        mp_msg_destroy(reply);
-        assert_int_equal(serve_rc, -1); /* it has not exited */
+        assert_int_equal(mp_inproc_rc, -1); /* it has not exited */
         usleep(50 * 1000);
     }
     fail_msg("the roles did not start within 30 s");
@@ -103,9 +66,7 @@ int env_setup(void **state)
 
 int env_teardown(void **state)
 {
-    kill(getpid(), SIGTERM);
-    pthread_join(serve_thread, NULL);
-    assert_int_equal(serve_rc, 0); /* drained and stopped cleanly */
+    assert_int_equal(mp_serve_test_stop(), 0); /* drained and stopped cleanly */
     fake_product_stop(env_product);
     mp_db_destroy(env_db);
     mp_bus_destroy(env_bus);
