@@ -92,7 +92,7 @@ def fake() -> FakeProduct:
     """The process-wide fake on the shared stack's NATS (started on first use)."""
     global _fake
     if _fake is None:
-        _fake = FakeProduct(context.STACK.env()["MOONPORT_NATS_URL"])
+        _fake = FakeProduct(context.STACK.env()["MP_TEST_NATS_URL"])  # the test user, when NATS has per-role users
     return _fake
 
 

@@ -43,15 +43,19 @@ class Isolated:
 
     @property
     def nats_url(self) -> str:
-        return f"nats://{stacklib.HOST}:{self.nats.nats_port}"
+        """For test clients (natsraw): with the test user's credentials when NATS has per-role users."""
+        return self.nats.env()["MP_TEST_NATS_URL"]
 
-    def env(self) -> dict:
+    def env(self, roles: str | None = None) -> dict:
+        """What a moonport process of this platform needs (its NATS user too, when NATS has per-role users)."""
         dsn = f"host={stacklib.HOST} port={context.STACK.pg_port} dbname={self.db} user={stacklib.DB_USER}"
-        return {"MOONPORT_NATS_URL": self.nats_url, "MOONPORT_POSTGRES_DSN": dsn}
+        users = self.nats.nats_env(roles) if hasattr(self.nats, "nats_env") else {}
+        return {"MOONPORT_NATS_URL": f"nats://{stacklib.HOST}:{self.nats.nats_port}", "MOONPORT_POSTGRES_DSN": dsn,
+                **users}
 
     def moonport(self, roles: str | None = None, extra_config: str = "", env: dict | None = None) -> Moonport:
         mp = Moonport(context.STACK, context.BINARY, roles=roles, extra_config=extra_config,
-                      env={**self.env(), **(env or {})})
+                      env={**self.env(roles), **(env or {})})
         self.procs.append(mp)
         return mp
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools, json, socket, threading, time, uuid
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 
 @dataclass
@@ -51,6 +51,8 @@ class Nats:
     def __init__(self, url: str, name: str = "moonport-test"):
         u = urlsplit(url)
         self.addr = (u.hostname or "127.0.0.1", u.port or 4222)
+        # nats://user:password@host:port, as the harness hands out when NATS has per-role users
+        self.auth = {"user": unquote(u.username), "pass": unquote(u.password or "")} if u.username else {}
         self.name = name
         self._subs: dict[int, tuple[str, str | None, callable]] = {}
         self._sid = itertools.count(1)
@@ -75,7 +77,7 @@ class Nats:
         if not info.startswith(b"INFO "):
             raise ConnectionError(f"not a NATS server: {info!r}")
         opts = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True, "protocol": 1,
-                "name": self.name, "lang": "python-test", "version": "0"}
+                "name": self.name, "lang": "python-test", "version": "0", **self.auth}
         with self._lock:
             for waiting in self._pongs:  # a new connection: nothing owed on the old one will come
                 waiting.set()
