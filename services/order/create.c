@@ -10,7 +10,9 @@
  * released and the claim dropped, so no order and no stock are left behind.
  *
  * The payment token travels in the event to the payment role and is not
- * stored anywhere else in Order; it is never logged.
+ * stored anywhere else in Order; it is never logged. The order remembers
+ * its owner's language (profile locale, else Accept-Language) for the
+ * notifications it will cause.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -34,6 +36,22 @@ bool order_locale(char out[8], const char *al)
         out[i] = (char)tolower((unsigned char)al[i]);
     out[n] = '\0';
     return true;
+}
+
+/* The language notifications about this order are written in: the caller's profile locale (User) when they set one,
+ * else their request's Accept-Language. Best effort: the order never waits long or fails for it. */
+static bool caller_locale(char out[8], mp_svc_req_t *req)
+{
+    mp_msg_t *reply = NULL;
+    json_t *in = json_object(), *profile = NULL;
+    bool found = false;
+    if (mp_svc_call(&reply, req, "user.v1.get", in, 500) == MP_OK && mp_msg_status(reply) == 200 &&
+        mp_json_parse(&profile, mp_msg_data(reply), mp_msg_len(reply)) == MP_OK)
+        found = order_locale(out, mp_json_str(profile, "locale"));
+    json_decref(profile);
+    json_decref(in);
+    mp_msg_destroy(reply);
+    return found || order_locale(out, mp_svc_header(req, "Accept-Language"));
 }
 
 /* Reads the `items` list into lines; every problem is recorded with its JSON pointer. */
@@ -124,7 +142,7 @@ static mp_status_t save(char **body, mp_svc_req_t *req, const order_idem_t *k, c
                         const char *token)
 {
     char locale[8], total_s[24];
-    bool has_locale = order_locale(locale, mp_svc_header(req, "Accept-Language"));
+    bool has_locale = caller_locale(locale, req);
     int64_t total = 0;
     json_t *rows = json_array(), *ev_items = json_array();
     for (size_t i = 0; i < n; i++) {

@@ -109,7 +109,8 @@ void order_saga_stop(order_state_t *st);
 
 mp_status_t order_create(mp_svc_req_t *req);
 
-/** The caller's primary language from Accept-Language ("de-DE,de;q=0.9" -> "de") into `out`; false when none. */
+/** The primary language of an Accept-Language header or a BCP 47 tag ("de-DE,de;q=0.9" -> "de") into `out`; false
+ *  when there is none. */
 bool order_locale(char out[8], const char *accept_language);
 
 #endif

@@ -60,6 +60,28 @@ class OrderFlowTest(OrderTestCase):
         self.assertEqual(self.c.get("/v1/notifications?unread=true", token=self.token).json["items"], [])
         self.assertEqual(len(self.c.get("/v1/notifications", token=self.token).json["items"]), 1)
 
+    def test_notifications_speak_the_users_language(self):
+        mug = self.catalog.add("Moon mug", 1250, 10)
+        r = self.c.patch("/v1/users/me", {"locale": "de-AT"}, token=self.token)
+        self.assertEqual(r.status, 200, r.body)
+        r = place(self.c, self.token, [(mug, 2)], "tok_ok")
+        self.assertEqual(r.status, 201, r.body)
+        wait_status(self.c, self.token, r.json["id"], "confirmed")
+        note = wait_for("the confirmation is delivered",
+                        lambda: delivered(context.MOONPORT, self.acct["user_id"], "order_confirmed"))[0]
+        self.assertEqual((note["locale"], note["title"]), ("de", "Bestellung bestätigt"))
+        self.assertIn("25,00 EUR", note["body"])
+        # without a profile locale, the request's Accept-Language decides; a language we lack falls back to English
+        acct, other = new_user(self.c)
+        r = self.c.post("/v1/orders", {"items": [{"product_id": mug, "quantity": 1}], "payment_token": "tok_ok"},
+                        token=other["access_token"],
+                        headers={"Idempotency-Key": str(uuid.uuid4()), "Accept-Language": "fr-CH, fr;q=0.9"})
+        self.assertEqual(r.status, 201, r.body)
+        wait_status(self.c, other["access_token"], r.json["id"], "confirmed")
+        note = wait_for("the confirmation is delivered",
+                        lambda: delivered(context.MOONPORT, acct["user_id"], "order_confirmed"))[0]
+        self.assertEqual((note["locale"], note["title"]), ("en", "Order confirmed"))
+
     def test_declined_payment_cancels_the_order_and_gives_the_stock_back(self):
         mug = self.catalog.add("Moon mug", 1250, 10)
         r = place(self.c, self.token, [(mug, 3)], "tok_declined")
