@@ -14,7 +14,6 @@
  * its owner's language (profile locale, else Accept-Language) for the
  * notifications it will cause.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,21 +21,6 @@
 #include "mp/input.h"
 #include "mp/json.h"
 #include "order_int.h"
-
-bool order_locale(char out[8], const char *al)
-{
-    size_t n = 0;
-    while (al && (*al == ' ' || *al == '\t'))
-        al++;
-    while (al && isalpha((unsigned char)al[n]) && n < 3)
-        n++;
-    if (n < 2 || (al[n] != '\0' && al[n] != '-' && al[n] != '_' && al[n] != ',' && al[n] != ';' && al[n] != ' '))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)al[i]);
-    out[n] = '\0';
-    return true;
-}
 
 /* The language notifications about this order are written in: the caller's profile locale (User) when they set one,
  * else their request's Accept-Language. Best effort: the order never waits long or fails for it. */

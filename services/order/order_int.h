@@ -4,7 +4,8 @@
  * Files: order.c (the service, get, list, cancel), create.c (placing an
  * order), idempotency.c (Idempotency-Key claims and replays), product.c (the
  * Product client: lookup, reserve, release), saga.c (the order side of the
- * payment saga: payment events in, status changes and notifications out).
+ * payment saga: payment events in, status changes and notifications out),
+ * locale.c (the language of notifications).
  *
  * Handlers run on the service's worker threads, the saga's handlers on its
  * consumer threads; `order_state` is written at start-up only.
