@@ -296,6 +296,7 @@ static void *worker_main(void *arg)
         jsErrCode jerr = 0;
         natsStatus s = natsSubscription_Fetch(&list, sub, c->o.batch, FETCH_WAIT_MS, &jerr);
         if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
+            natsMsgList_Destroy(&list);
             errors = 0;
             if (w->index == 0)
                 purge_handled(c, &last_purge);
