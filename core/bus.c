@@ -10,6 +10,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct mp_bus {
     char *name;
     mp_bus_opts_t saved; /* copies, for the loop connections */
     SSL_CTX *tls;
+    char *inbox_prefix;
     /* nats.c runs connection callbacks on its own thread, even during close:
      * destroy waits for the final "closed" callback before freeing */
     pthread_mutex_t mu;
@@ -81,6 +83,22 @@ static void on_closed(natsConnection *nc, void *arg)
     pthread_mutex_unlock(&bus->mu);
 }
 
+/* nats.c thread: an asynchronous error (a permissions violation, a slow consumer). The server refuses a publish
+ * silently as far as the publisher can tell, so this line is how an operator learns that a role lacks a permission;
+ * at most one a second, so a hot path cannot flood the log. */
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
+{
+    static _Atomic int64_t last_ms;
+    mp_bus_t *bus = arg;
+    int64_t now = mp_now_ms(), prev = atomic_load(&last_ms);
+    if (now - prev < 1000 || !atomic_compare_exchange_strong(&last_ms, &prev, now))
+        return;
+    const char *text = NULL;
+    natsConnection_GetLastError(nc, &text);
+    mp_log_kv(MP_LOG_WARN, NULL, "nats reported an error", "connection", bus->name, "error",
+              text && *text ? text : natsStatus_GetText(err), NULL);
+}
+
 static natsStatus apply_opts(mp_bus_t *bus, const mp_bus_opts_t *o)
 {
     natsStatus s = natsOptions_Create(&bus->opts);
@@ -111,10 +129,14 @@ static natsStatus apply_opts(mp_bus_t *bus, const mp_bus_opts_t *o)
         s = natsOptions_SetReconnectedCB(bus->opts, on_reconnected, bus);
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(bus->opts, on_closed, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(bus->opts, on_async_error, bus);
     if (s == NATS_OK && o->retry_on_failed_connect)
         s = natsOptions_SetRetryOnFailedConnect(bus->opts, true, NULL, NULL);
     if (s == NATS_OK && o->user)
         s = natsOptions_SetUserInfo(bus->opts, o->user, o->password ? o->password : "");
+    if (s == NATS_OK && o->inbox_prefix && strcmp(o->inbox_prefix, "_INBOX") != 0)
+        s = natsOptions_SetCustomInboxPrefix(bus->opts, o->inbox_prefix);
     if (s == NATS_OK && o->creds_file)
         s = natsOptions_SetUserCredentialsFromFiles(bus->opts, o->creds_file, NULL);
     if (s == NATS_OK && o->ca_file) {
@@ -183,6 +205,7 @@ mp_status_t mp_bus_connect(mp_bus_t **out, const mp_bus_opts_t *o)
 {
     mp_bus_t *bus = mp_xcalloc(1, sizeof(*bus));
     bus->name = mp_xstrdup(o->name ? o->name : "moonport");
+    bus->inbox_prefix = mp_xstrdup(o->inbox_prefix && *o->inbox_prefix ? o->inbox_prefix : "_INBOX");
     save_opts(bus, o);
     pthread_mutex_init(&bus->mu, NULL);
     pthread_cond_init(&bus->cv, NULL);
@@ -231,7 +254,13 @@ void mp_bus_destroy(mp_bus_t *bus)
     pthread_mutex_destroy(&bus->mu);
     pthread_cond_destroy(&bus->cv);
     free(bus->name);
+    free(bus->inbox_prefix);
     free(bus);
+}
+
+const char *mp_bus_inbox_prefix(const mp_bus_t *bus)
+{
+    return bus->inbox_prefix;
 }
 
 bool mp_bus_connected(mp_bus_t *bus)

@@ -20,6 +20,7 @@
 
 typedef struct call {
     uint64_t seq;
+    uint64_t subject_hash; /* to fail it at once if the server refuses its subject */
     mp_bus_reply_cb cb;
     void *arg;
     struct call *next_free;
@@ -34,7 +35,7 @@ struct mp_bus_loop {
     mp_bus_t *bus;
     uv_loop_t *loop;
     mp_natsio_t *io;
-    char inbox[48];
+    char inbox[160];
     size_t inbox_len;
     uint64_t next_seq;
     mp_u64map_t calls;
@@ -194,6 +195,34 @@ static void on_msg(void *arg, const char *subject, size_t slen, const char *hdrs
         finish(bl, seq, MP_OK, &r);
 }
 
+/* FNV-1a: calls remember their subject by this, not by a copy. */
+static uint64_t subject_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* nats-server refused a publish: this role may not call the subject, so its calls fail now, not at the deadline.
+ * Every pending call is in the deadline heap; matches are collected first because a callback may start calls. */
+static void on_denied(void *arg, const char *subject, size_t len)
+{
+    mp_bus_loop_t *bl = arg;
+    uint64_t h = subject_hash(subject, len), *seqs = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < bl->heap_len; i++) {
+        call_t *c = mp_u64map_get(&bl->calls, bl->heap[i].seq);
+        if (c != NULL && c->subject_hash == h) {
+            seqs = mp_xrealloc(seqs, (n + 1) * sizeof(*seqs));
+            seqs[n++] = c->seq;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        finish(bl, seqs[i], mp_err_set(MP_EUNAVAIL, "this role may not call %.*s", (int)len, subject), NULL);
+    free(seqs);
+}
+
 /* The connection dropped: no reply can come for anything in flight. */
 static void on_state(void *arg, bool up)
 {
@@ -211,13 +240,14 @@ static void on_state(void *arg, bool up)
 mp_status_t mp_bus_loop_create(mp_bus_loop_t **out, mp_bus_t *bus, uv_loop_t *loop)
 {
     mp_bus_loop_t *bl = mp_xcalloc(1, sizeof(*bl));
-    char id[33], pattern[64];
+    char id[33], pattern[176];
     const mp_bus_opts_t *bo = mp_bus__opts(bus);
     bl->bus = bus;
     bl->loop = loop;
     bl->next_seq = 1;
     mp_rand_hex(id, 12);
-    snprintf(bl->inbox, sizeof(bl->inbox), "_INBOX.%s", id);
+    /* under this role's inbox prefix, so nats-server's permissions give it its own replies and no one else's */
+    snprintf(bl->inbox, sizeof(bl->inbox), "%s.%s", mp_bus_inbox_prefix(bus), id);
     bl->inbox_len = strlen(bl->inbox);
     snprintf(pattern, sizeof(pattern), "%s.*", bl->inbox);
     mp_natsio_opts_t o = {.url = bo->url,
@@ -228,6 +258,7 @@ mp_status_t mp_bus_loop_create(mp_bus_loop_t **out, mp_bus_t *bus, uv_loop_t *lo
                           .subscribe = pattern,
                           .on_msg = on_msg,
                           .on_state = on_state,
+                          .on_denied = on_denied,
                           .arg = bl};
     mp_status_t st = mp_natsio_create(&bl->io, loop, &o);
     if (st != MP_OK) {
@@ -273,7 +304,7 @@ bool mp_bus_loop_ready(const mp_bus_loop_t *bl)
 
 mp_status_t mp_bus_call_async(uint64_t *id, mp_bus_loop_t *bl, const mp_bus_call_t *call, mp_bus_reply_cb cb, void *arg)
 {
-    char reply_to[80], deadline[24];
+    char reply_to[192], deadline[24];
     int64_t now = mp_now_ms();
     int64_t timeout = call->timeout_ms > 0 ? call->timeout_ms : 5000;
     mp_bus_hdr_t hdrs[16];
@@ -299,6 +330,7 @@ mp_status_t mp_bus_call_async(uint64_t *id, mp_bus_loop_t *bl, const mp_bus_call
         return st;
     call_t *c = call_new(bl);
     c->seq = seq;
+    c->subject_hash = subject_hash(call->subject, strlen(call->subject));
     c->cb = cb;
     c->arg = arg;
     mp_u64map_put(&bl->calls, seq, c);

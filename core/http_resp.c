@@ -23,6 +23,10 @@ void mp_http_send(h2o_req_t *req, int status, const char *content_type, const vo
     mp_http_common_headers(req, request_id);
     if (content_type)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    /* h2o_send_inline() leaves the length unknown (chunked on HTTP/1.1); we know it, and the gzip filter's
+     * minimum size needs it */
+    if (status != 204 && status != 304)
+        req->res.content_length = len;
     h2o_send_inline(req, body, len);
 }
 

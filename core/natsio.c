@@ -3,7 +3,8 @@
  *
  * Connection life: resolve -> TCP connect -> read INFO -> (TLS handshake if
  * the server requires it) -> CONNECT + PING + SUB -> PONG means ready. Any
- * read or write error, -ERR, or two unanswered keep-alive PINGs close the
+ * read or write error, -ERR (but a permissions violation, which refuses one
+ * message only), or two unanswered keep-alive PINGs close the
  * socket, tell the owner (its calls in flight fail at once), and retry with
  * back-off from 100 ms up to 2 s.
  *
@@ -33,6 +34,7 @@ struct mp_natsio {
     uv_loop_t *loop;
     mp_natsio_opts_t o;
     char *url, *user, *password, *name, *subscribe;
+    uint64_t denied_logged_ms; /* last permissions-violation log line */
     char host[256];
     char port[8];
     h2o_socket_t *sock;
@@ -165,9 +167,17 @@ mp_status_t mp_natsio_publish(mp_natsio_t *n, const char *subject, const char *r
 
 static void on_info(mp_natsio_t *n, const char *json, size_t len)
 {
-    const char *mp = memmem(json, len, "\"max_payload\":", 14);
-    if (mp)
-        n->max_payload = strtoul(mp + 14, NULL, 10);
+    const char *mp = memmem(json, len, "\"max_payload\":", 14), *end = json + len;
+    if (mp == NULL)
+        return;
+    /* the read buffer is not NUL-terminated: no strtoul, which would skip the CRLF and read on past the line */
+    size_t v = 0;
+    const char *p = mp + 14;
+    while (p < end && *p == ' ')
+        p++;
+    for (int digits = 0; p < end && *p >= '0' && *p <= '9' && digits < 15; p++, digits++)
+        v = v * 10 + (size_t)(*p - '0');
+    n->max_payload = v;
 }
 
 static void on_handshake(h2o_socket_t *sock, const char *err)
@@ -199,24 +209,58 @@ static int tokens(const char *line, size_t len, const char **tok, size_t *tlen, 
     return n;
 }
 
+/* A size field of MSG/HMSG: digits only, within the token (strtoul would skip whitespace, CR and LF, reading on past
+ * the line and the buffer, and would take signs). */
+static bool parse_size(const char *s, size_t len, size_t *out)
+{
+    size_t v = 0;
+    if (len == 0 || len > 10)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (size_t)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
 /* Handles one complete item at the start of `p`; returns bytes consumed, 0 when more data is needed, -1 on a
  * protocol error. */
+/* -ERR 'Permissions Violation for Publish to "x.v1.y"': this role may not send there. Logged at most once a
+ * second (a hot path must not flood the log); the owner fails the calls to that subject at once. */
+static void on_denied(mp_natsio_t *n, const char *msg)
+{
+    static const char pub[] = "Publish to \"";
+    uint64_t now = uv_now(n->loop);
+    if (now - n->denied_logged_ms >= 1000 || n->denied_logged_ms == 0) {
+        n->denied_logged_ms = now;
+        mp_log_kv(MP_LOG_WARN, NULL, "nats refused a message: this role lacks the permission", "connection", n->name,
+                  "error", msg, NULL);
+    }
+    const char *at = strstr(msg, pub), *end = at ? strchr(at + sizeof(pub) - 1, '"') : NULL;
+    if (end != NULL && n->o.on_denied != NULL)
+        n->o.on_denied(n->o.arg, at + sizeof(pub) - 1, (size_t)(end - at - (sizeof(pub) - 1)));
+}
+
 static long parse_one(mp_natsio_t *n, const char *p, size_t avail)
 {
     const char *eol = memmem(p, avail, "\r\n", 2);
     if (eol == NULL)
         return avail > 64 * 1024 ? -1 : 0;
     size_t ll = (size_t)(eol - p), used = ll + 2;
-    const char *tok[6];
-    size_t tl[6];
+    const char *tok[7];
+    size_t tl[7];
     if (ll >= 4 && (strncasecmp(p, "MSG ", 4) == 0 || strncasecmp(p, "HMSG ", 5) == 0)) {
         bool h = p[0] == 'H' || p[0] == 'h';
-        int nt = tokens(p, ll, tok, tl, 6);
+        int nt = tokens(p, ll, tok, tl, 7); /* one more than allowed, so a line with too many is refused */
         /* MSG subj sid [reply] size | HMSG subj sid [reply] hdrlen total */
         int want = h ? 5 : 4;
         if (nt < want - 0 || nt > want + 1)
             return -1;
-        size_t total = strtoul(tok[nt - 1], NULL, 10), hdr = h ? strtoul(tok[nt - 2], NULL, 10) : 0;
+        size_t total = 0, hdr = 0;
+        if (!parse_size(tok[nt - 1], tl[nt - 1], &total) || (h && !parse_size(tok[nt - 2], tl[nt - 2], &hdr)))
+            return -1;
         if (hdr > total || total > 64u * 1024 * 1024)
             return -1;
         if (avail < used + total + 2)
@@ -249,7 +293,13 @@ static long parse_one(mp_natsio_t *n, const char *p, size_t avail)
             send_connect(n);
         }
     } else if (ll >= 4 && strncasecmp(p, "-ERR", 4) == 0) {
-        mp_log_kv(MP_LOG_ERROR, NULL, "nats server error", "connection", n->name, "error", p + 4, NULL);
+        char msg[256]; /* the line only: the buffer is not NUL-terminated */
+        snprintf(msg, sizeof(msg), "%.*s", (int)(ll - 4 < sizeof(msg) - 1 ? ll - 4 : sizeof(msg) - 1), p + 4);
+        if (strstr(msg, "Permissions Violation") != NULL) {
+            on_denied(n, msg);
+            return (long)used; /* the server keeps the connection: only that one message was refused */
+        }
+        mp_log_kv(MP_LOG_ERROR, NULL, "nats server error", "connection", n->name, "error", msg, NULL);
         return -1;
     }
     return (long)used; /* +OK and anything unknown: skipped */
@@ -353,8 +403,15 @@ static bool parse_url(mp_natsio_t *n, const char *url)
     const char *p = strstr(url, "://");
     p = p ? p + 3 : url;
     const char *at = strchr(p, '@'), *end = strchr(p, ',');
-    if (at && (!end || at < end))
-        p = at + 1; /* credentials in the URL are not used here; configure nats.user */
+    if (at && (!end || at < end)) {
+        /* nats://user:pass@host as nats.c reads it; nats.user, when set, wins */
+        if (n->user == NULL) {
+            const char *colon = memchr(p, ':', (size_t)(at - p));
+            n->user = mp_xstrndup(p, (size_t)((colon ? colon : at) - p));
+            n->password = colon ? mp_xstrndup(colon + 1, (size_t)(at - colon - 1)) : NULL;
+        }
+        p = at + 1;
+    }
     size_t len = end ? (size_t)(end - p) : strlen(p);
     const char *colon = memchr(p, ':', len);
     size_t hl = colon ? (size_t)(colon - p) : len;

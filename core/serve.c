@@ -17,8 +17,12 @@
 #include "mp/serve.h"
 #include "service_int.h"
 
+/* characters a NATS subject token may hold that are safe in an inbox prefix */
+#define SUBJECT_TOKEN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
 typedef struct settings {
     const char *nats_url, *nats_user, *nats_creds, *nats_ca;
+    char *nats_inbox; /* owned */
     bool send_asap;
     const char *pg_dsn;
     int pg_statement_timeout_ms;
@@ -125,6 +129,12 @@ static void read_settings(process_t *p)
     s->nats_user = mp_cfg_str(p->cfg, "nats.user", NULL);
     s->nats_creds = mp_cfg_str(p->cfg, "nats.creds_file", NULL);
     s->nats_ca = mp_cfg_str(p->cfg, "nats.ca_file", NULL);
+    /* each role's replies under its own prefix, so the server can let a role read only its own replies */
+    const char *inbox = mp_cfg_str(p->cfg, "nats.inbox_prefix", NULL);
+    if (inbox == NULL && s->nats_user && s->nats_user[strspn(s->nats_user, SUBJECT_TOKEN_CHARS)] == '\0')
+        s->nats_inbox = mp_xasprintf("_INBOX.%s", s->nats_user);
+    else
+        s->nats_inbox = mp_xstrdup(inbox ? inbox : "_INBOX");
     s->send_asap = mp_cfg_bool(p->cfg, "nats.send_asap", true);
     s->pg_dsn = mp_cfg_str(p->cfg, "postgres.dsn", "host=127.0.0.1 dbname=moonport user=moonport");
     s->pg_statement_timeout_ms = (int)mp_cfg_duration_ms(p->cfg, "postgres.statement_timeout", 5000, 0, 600000);
@@ -185,6 +195,7 @@ static mp_status_t connect_bus(process_t *p, const char *name)
         .password = password,
         .creds_file = p->set.nats_creds,
         .ca_file = p->set.nats_ca,
+        .inbox_prefix = p->set.nats_inbox,
         .send_asap = p->set.send_asap,
         .retry_on_failed_connect = true,
     };
@@ -320,6 +331,16 @@ static void free_role(mp_svc_t *svc)
     free(svc->stats);
 }
 
+/* After a failed load(): what it read so far (descriptors, statistics, the configuration). */
+static void unload(process_t *p)
+{
+    for (size_t i = 0; p->svcs && i < p->nsvcs; i++)
+        free_role(&p->svcs[i]);
+    free(p->svcs);
+    free(p->set.nats_inbox);
+    mp_cfg_destroy(p->cfg);
+}
+
 static void block_signals(process_t *p)
 {
     sigemptyset(&p->sigs);
@@ -352,6 +373,7 @@ static void teardown(process_t *p)
         free_role(&p->svcs[i]);
     mp_bus_destroy(p->bus);
     free(p->svcs);
+    free(p->set.nats_inbox);
     mp_cfg_destroy(p->cfg);
 }
 
@@ -363,7 +385,7 @@ int mp_serve_main(int argc, char **argv)
 
     block_signals(&p);
     if (!roles_known(roles) || !load(&p, argc, argv)) {
-        teardown(&p); /* frees whatever load() got to */
+        unload(&p);
         return 2;
     }
     if (connect_bus(&p, "moonport") != MP_OK) {
@@ -384,10 +406,14 @@ int mp_serve_main(int argc, char **argv)
             mp_svc_t *svc = &p.svcs[i];
             if (!role_chosen(roles, svc->def->name) || !!(svc->def->needs & MP_EDGE) != edge)
                 continue;
-            if (start_role(&p, svc) != MP_OK) {
+            mp_status_t st = start_role(&p, svc);
+            if (st != MP_OK) {
                 mp_log_kv(MP_LOG_FATAL, NULL, "role failed to start", "role", svc->def->name, "error", mp_err_get(),
                           NULL);
-                rc = 1;
+                /* a role that refuses its files (routes, specs) is a configuration error, like those load() finds */
+                if (st == MP_EINVAL)
+                    fprintf(stderr, "%s\n", mp_err_get());
+                rc = st == MP_EINVAL ? 2 : 1;
             }
         }
     }
@@ -414,7 +440,7 @@ int mp_migrate_main(int argc, char **argv)
     const char *roles = opt_value(argc, argv, "--roles");
     int rc = 0;
     if (!roles_known(roles) || !load(&p, argc, argv)) {
-        teardown(&p);
+        unload(&p);
         return 2;
     }
     for (size_t i = 0; i < p.nsvcs && rc == 0; i++) {
@@ -439,7 +465,7 @@ int mp_serve_command(const mp_service_def_t *def, const mp_command_t *cmd, int a
     if (cmd->offline)
         return cmd->run(NULL, argc, argv);
     if (!load(&p, argc, argv)) {
-        teardown(&p);
+        unload(&p);
         return 2;
     }
     mp_svc_t *svc = NULL;

@@ -92,6 +92,7 @@ def main() -> int:
     logs = {"nats-server": "nats/nats.log", "postgres": "pg/postgres.log", "redis": "redis/redis.log"}
     for name, _, ok, where in st.status():
         say(name, where, f"logs: .run/{logs.get(name, '')}")
+    say("nats users", "one per role, passwords in .run/secrets/nats/", "moonport serve connects as `moonport`")
     r = moonport(binary, env, "migrate")
     if r.returncode != 0:
         st.stop()

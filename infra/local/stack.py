@@ -14,7 +14,11 @@ CLI (``make run``: persistent dir, fixed ports, servers stay up detached)::
         [--nats-port 4222 --nats-http-port 8222 --pg-port 5433 --redis-port 6380]
     python3 infra/local/stack.py selftest
 
-Layout under root: nats/ (nats.conf, nats.log, js/), pg/ (data/, sock/, postgres.log;
+NATS runs with an `authorization` block (infra/local/nats_auth.py): one user per
+role with subject permissions, passwords in secrets/nats/<user>; env() hands out
+the all-in-one `moonport` user, nats_env(roles) the user for a role set.
+
+Layout under root: nats/ (nats.conf, nats.log, js/), secrets/nats/<user>, pg/ (data/, sock/, postgres.log;
 may be a symlink into /var/tmp, see Stack._pg_area), redis/ (redis.conf, redis.log, AOF),
 pids/{nats,redis}.pid (postgres has data/postmaster.pid), stack.json, stack.env.  CLI
 ports: command line, else stack.json of the previous ``up``, else DEFAULT_PORTS.
@@ -22,7 +26,10 @@ ports: command line, else stack.json of the previous ``up``, else DEFAULT_PORTS.
 from __future__ import annotations
 
 import argparse, atexit, contextlib, glob, hashlib, json, os, shutil, signal, socket
-import subprocess, sys, tempfile, threading, time, urllib.request
+import subprocess, sys, tempfile, threading, time, urllib.parse, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nats_auth  # noqa: E402
 
 DEFAULT_PORTS = {"nats_port": 4222, "nats_http_port": 8222, "pg_port": 5433, "redis_port": 6380}
 STOP_GRACE = 10.0     # seconds between SIGTERM / pg_ctl stop and SIGKILL
@@ -186,23 +193,48 @@ class Stack:
     """
 
     def __init__(self, root: str, nats_port: int, pg_port: int, redis_port: int,
-                 persistent: bool, nats_http_port: int | None = None):
+                 persistent: bool, nats_http_port: int | None = None, nats_auth: bool = True):
         self.root = os.path.abspath(root)
         self.nats_port, self.pg_port, self.redis_port = nats_port, pg_port, redis_port
         self.persistent = persistent
         self.nats_http_port = nats_http_port or (DEFAULT_PORTS["nats_http_port"] if persistent else free_port())
-        self.nats_extra_conf = ""  # appended verbatim to nats.conf (accounts, authorization, ...)
+        self.nats_extra_conf = ""  # appended verbatim to nats.conf (accounts, ...)
+        self.nats_auth = nats_auth  # per-role users and permissions (nats_auth.py)
         self._procs: dict[str, subprocess.Popen] = {}
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
 
     def env(self) -> dict:
-        """Connection settings for tests (MP_TEST_*) and services (MOONPORT_*)."""
+        """Connection settings for tests (MP_TEST_*) and services (MOONPORT_*).
+
+        MOONPORT_NATS_* name the all-in-one `moonport` user; MP_TEST_NATS_URL carries the
+        `test` user's credentials (throwaway stacks only) for integration tests."""
         nats, redis = f"nats://{HOST}:{self.nats_port}", f"redis://{HOST}:{self.redis_port}"
         pg = f"host={HOST} port={self.pg_port} dbname={DB_NAME} user={DB_USER}"
-        return {"MP_TEST_NATS_URL": nats, "MP_TEST_PG_DSN": pg, "MP_TEST_REDIS_URL": redis,
-                "MOONPORT_NATS_URL": nats, "MOONPORT_POSTGRES_DSN": pg, "MOONPORT_REDIS_URL": redis}
+        test_nats = nats
+        if self.nats_auth and not self.persistent:
+            user, pw = nats_auth.TEST_USER, self.nats_password(nats_auth.TEST_USER)
+            test_nats = f"nats://{user}:{urllib.parse.quote(pw, safe='')}@{HOST}:{self.nats_port}"
+        return {"MP_TEST_NATS_URL": test_nats, "MP_TEST_PG_DSN": pg, "MP_TEST_REDIS_URL": redis,
+                "MOONPORT_NATS_URL": nats, "MOONPORT_POSTGRES_DSN": pg, "MOONPORT_REDIS_URL": redis,
+                **self.nats_env(None)}
+
+    def nats_secrets_dir(self) -> str:
+        return self.path("secrets", "nats")
+
+    def nats_password(self, user: str) -> str:
+        """The password of a NATS user of this stack (generated on first use)."""
+        return nats_auth.password(self.nats_secrets_dir(), user)
+
+    def nats_env(self, roles: str | None) -> dict:
+        """MOONPORT_NATS_USER / MOONPORT_NATS_PASSWORD_FILE for `moonport serve --roles <roles>`."""
+        if not self.nats_auth:
+            return {}
+        user = nats_auth.user_for(roles)
+        self.nats_password(user)  # make sure the file exists
+        return {"MOONPORT_NATS_USER": user,
+                "MOONPORT_NATS_PASSWORD_FILE": os.path.join(self.nats_secrets_dir(), user)}
 
     # -- whole stack ---------------------------------------------------------
     def start(self) -> None:
@@ -317,12 +349,15 @@ class Stack:
                          self.nats_port, self.nats_http_port):
             return False
         conf, log = os.path.join(d, "nats.conf"), os.path.join(d, "nats.log")
-        with open(conf, "w") as f:
+        auth = nats_auth.authorization_block(self.nats_secrets_dir(), not self.persistent) if self.nats_auth else ""
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds passwords
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
             f.write(f"# generated by infra/local/stack.py on every start; extend via Stack.nats_extra_conf\n"
                     f"listen: {HOST}:{self.nats_port}\nhttp: {HOST}:{self.nats_http_port}\n"
                     f"max_payload: 8MB\nlog_file: {json.dumps(log)}\n"
                     f"jetstream {{\n  store_dir: {json.dumps(os.path.join(d, 'js'))}\n"
-                    f"  max_memory_store: 256MB\n  max_file_store: 2GB\n}}\n{self.nats_extra_conf}\n")
+                    f"  max_memory_store: 256MB\n  max_file_store: 2GB\n}}\n{auth}{self.nats_extra_conf}\n")
         exe = _find_exe("nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server")
         health = f"http://{HOST}:{self.nats_http_port}/healthz?js-enabled-only=true"
         self._launch("nats", [exe, "-c", conf], log, lambda: _tcp_ok(self.nats_port) and _http_ok(health))

@@ -110,9 +110,20 @@ static void configure_http(void *arg, h2o_globalconf_t *conf, h2o_hostconf_t *ho
 {
     gw_t *gw = arg;
     /* the longer prefix first: h2o takes the first registered path that matches */
-    if (gw->bff_enabled)
-        mp_http_register(host, "/bff/", 0, gw_bff_on_req);
-    mp_http_register(host, "/", 0, gw_proxy_on_req);
+    h2o_compress_args_t args = {
+        .min_size = gw->gzip.min_size, .gzip = {.quality = gw->gzip.level}, .brotli = {.quality = -1}};
+    if (gw->bff_enabled) {
+        h2o_pathconf_t *bpath = h2o_config_register_path(host, "/bff/", 0);
+        h2o_handler_t *bh = h2o_create_handler(bpath, sizeof(*bh));
+        bh->on_req = gw_bff_on_req;
+        if (gw->gzip.enabled)
+            h2o_compress_register(bpath, &args);
+    }
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(path, sizeof(*h));
+    h->on_req = gw_proxy_on_req;
+    if (gw->gzip.enabled) /* h2o's filter: gzip when Accept-Encoding allows, for compressible types (JSON) of 200s */
+        h2o_compress_register(path, &args);
 }
 
 static void on_thread_start(void *arg, mp_http_thread_t *t)
@@ -121,14 +132,19 @@ static void on_thread_start(void *arg, mp_http_thread_t *t)
     gw_thread_t *th = mp_xcalloc(1, sizeof(*th));
     th->gw = gw;
     h2o_linklist_init_anchor(&th->key_waiters);
-    if (mp_bus_loop_create(&th->bl, gw->bus, &t->loop) != MP_OK) {
-        mp_log_kv(MP_LOG_FATAL, NULL, "cannot create the bus loop", "error", mp_err_get(), NULL);
+    if (mp_bus_loop_create(&th->bl, gw->bus, &t->loop) != MP_OK ||
+        gw_limiter_create(&th->limiter, &t->loop, &gw->limiter) != MP_OK) {
+        mp_log_kv(MP_LOG_FATAL, NULL, "cannot create the loop's bus or redis connection", "error", mp_err_get(), NULL);
         abort();
     }
     if (gw->bff_enabled && mp_bff_thread_start(&th->bff, th->bl, &t->loop) != MP_OK) {
         mp_log_kv(MP_LOG_FATAL, NULL, "cannot start the BFF engine", "error", mp_err_get(), NULL);
         abort();
     }
+    for (int i = 0; i < GW_RETRY_DELAYS; i++)
+        h2o_timeout_init(
+            &t->loop, &th->retry_delay[i],
+            (uint64_t)(gw->retry.backoff_ms * (2 + i)) / 4 > 0 ? (uint64_t)(gw->retry.backoff_ms * (2 + i)) / 4 : 1);
     t->user = th;
 }
 
@@ -137,6 +153,9 @@ static void on_thread_stop(void *arg, mp_http_thread_t *t)
     gw_thread_t *th = t->user;
     mp_bff_thread_stop(th->bff);
     mp_bus_loop_destroy(th->bl);
+    gw_limiter_destroy(th->limiter);
+    for (int i = 0; i < GW_RETRY_DELAYS; i++)
+        h2o_timeout_dispose(&t->loop, &th->retry_delay[i]);
     uv_run(&t->loop, UV_RUN_NOWAIT);
     free(th);
     t->user = NULL;
@@ -164,26 +183,51 @@ static void gateway_configure(mp_svc_t *svc, mp_cfg_t *cfg)
     gw->bff.cpu_budget = mp_cfg_int(cfg, "bff.cpu_budget", 10000000, 100000, 10000000000LL);
     gw->bff.memory_limit = (size_t)mp_cfg_size(cfg, "bff.memory_limit", 256 << 20, 16 << 20, 1LL << 34);
     gw->bff.request_alloc_limit = (size_t)mp_cfg_size(cfg, "bff.request_alloc_limit", 64 << 20, 1 << 20, 1LL << 32);
+    gw_settings_read(gw, cfg);
+}
+
+/* Routes and API specs, bound one to one; any mismatch is a configuration error (exit 2). */
+static mp_status_t load_contract(gw_t *gw)
+{
+    mp_yaml_doc_t *doc = NULL;
+    mp_status_t st = mp_yaml_load_file(&doc, gw->routes_file);
+    if (st != MP_OK)
+        return st == MP_EIO ? mp_err_set(MP_EINVAL, "%s", mp_err_get()) : st;
+    st = gw_routes_load(&gw->routes, doc);
+    mp_yaml_destroy(doc);
+    if (st != MP_OK)
+        return st;
+    if (!gw->validate)
+        return MP_OK;
+    if ((st = gw_openapi_load(&gw->api, gw->specs_dir)) != MP_OK)
+        return st == MP_EIO ? mp_err_set(MP_EINVAL, "%s", mp_err_get()) : st;
+    if ((st = gw_openapi_bind(&gw->api, &gw->routes, gw->routes_file)) != MP_OK)
+        return st;
+    mp_log_kv(MP_LOG_INFO, NULL, "API specs loaded and bound to the routes", "specs", gw->specs_dir, NULL);
+    return MP_OK;
 }
 
 static mp_status_t gateway_init(mp_svc_t *svc)
 {
     gw_t *gw = &gw_state;
-    mp_yaml_doc_t *doc = NULL;
-    mp_status_t st = mp_yaml_load_file(&doc, gw->routes_file);
-    if (st != MP_OK)
-        return st;
-    st = gw_routes_load(&gw->routes, doc);
-    mp_yaml_destroy(doc);
+    mp_status_t st = load_contract(gw);
     if (st != MP_OK) {
+        gw_openapi_dispose(&gw->api);
         gw_routes_dispose(&gw->routes);
         return st;
     }
     if (gw->bff_enabled && (st = mp_bff_init(&gw->bff)) != MP_OK) {
+        gw_openapi_dispose(&gw->api);
         gw_routes_dispose(&gw->routes);
         return st;
     }
     gw->bus = mp_svc_bus(svc);
+    gw->limiter.nthreads = gw->threads;
+    gw->limiter.use_redis = gw->limiter.use_redis && gw->rate_limit;
+    gw->redis_password = mp_cfg_secret(mp_svc_cfg(svc), "redis.password");
+    gw->limiter.redis_password = gw->redis_password;
+    gw_limiter_shared_init(&gw->limiter);
+    gw_settings_bind(gw);
     gw->keys = gw_keys_create();
     gw->m_requests = mp_metrics_counter("moonport_http_requests_total", "HTTP requests answered by the gateway",
                                         "route,method,status");
@@ -245,9 +289,13 @@ static void gateway_fini(mp_svc_t *svc)
     sync_thread.revocations = NULL;
     gw_keys_destroy(gw->keys);
     gw->keys = NULL;
+    gw_settings_dispose(gw);
+    gw_openapi_dispose(&gw->api);
     gw_routes_dispose(&gw->routes);
     if (gw->bff_enabled)
         mp_bff_fini();
+    mp_cfg_secret_free(gw->redis_password);
+    gw->redis_password = NULL;
 }
 
 static void gateway_reload(mp_svc_t *svc)

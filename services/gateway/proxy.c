@@ -1,12 +1,14 @@
 /*
- * proxy.c: one public request through the gateway: match the route, check
- * the token, turn path parameters, query and JSON body into the operation's
- * input, call the service over NATS without blocking the loop, and turn its
- * reply (Status header + body) into the HTTP response.
+ * proxy.c: one public request through the gateway: the edge checks
+ * (edge.c), the route, load shedding and the token check, the rate limit
+ * (policy.c), then the operation's input: path parameters, query and JSON
+ * body, checked against the API specs (openapi.h) and merged into one JSON
+ * object, which call.c sends to the service.
  *
  * The request context (gw_req_t) lives in the request's memory pool with a
  * disposer: when the client goes away before the reply, the disposer cancels
- * the call, and the reply callback sees `gone` and touches nothing.
+ * whatever the request waits for (a call, a rate-limit decision, a retry
+ * timer), and callbacks see `gone` and touch nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,14 +21,6 @@
 #include "mp/problem.h"
 #include "gateway.h"
 
-#define MAX_QUERY_PARAMS 32
-
-/* request headers a service may see, and reply headers a client may see; nothing else crosses */
-static const char *const pass_request[] = {"if-match", "if-none-match", "idempotency-key", "accept-language", NULL};
-static const char *const pass_reply[] = {"ETag",     "Cache-Control",       "Last-Modified",
-                                         "Location", "Retry-After",         "Idempotent-Replayed",
-                                         "Vary",     "Content-Disposition", NULL};
-
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -36,7 +30,7 @@ static int64_t mono_ns(void)
 
 /* ---- outcome: metrics and access log -------------------------------------------- */
 
-static void record(gw_req_t *gr, int status)
+void gw_proxy_record(gw_req_t *gr, int status)
 {
     gw_t *gw = gr->th->gw;
     char code[12];
@@ -60,60 +54,14 @@ static void record(gw_req_t *gr, int status)
 void gw_proxy_fail(gw_req_t *gr, int status, const char *detail)
 {
     mp_http_problem(gr->req, status, gr->rc.request_id, detail, NULL);
-    record(gr, status);
+    gw_proxy_record(gr, status);
 }
 
 static void fail_with_errors(gw_req_t *gr, int status, const char *detail, mp_problem_errors_t *errs)
 {
     mp_http_problem(gr->req, status, gr->rc.request_id, detail, errs->list);
     mp_problem_errors_dispose(errs);
-    record(gr, status);
-}
-
-/* ---- the reply --------------------------------------------------------------------- */
-
-static void on_reply(void *arg, mp_status_t st, const mp_reply_t *reply)
-{
-    gw_req_t *gr = arg;
-    gr->calling = 0;
-    if (st == MP_ECANCELED || gr->gone)
-        return;
-    if (st == MP_ETIMEDOUT) {
-        gw_proxy_fail(gr, 504, "the service did not answer before the deadline");
-        return;
-    }
-    if (st != MP_OK) {
-        h2o_add_header_by_str(&gr->req->pool, &gr->req->res.headers, H2O_STRLIT("retry-after"), 0, NULL,
-                              H2O_STRLIT("1"));
-        gw_proxy_fail(gr, 503, "no service is available to answer this request");
-        return;
-    }
-    int status = reply->status;
-    if (status < 200 || status == 502) {
-        mp_log_kv(MP_LOG_ERROR, &(mp_log_ctx_t){gr->rc.request_id, gr->rc.trace_id}, "bad status from service",
-                  "subject", gr->match.route->subject, NULL);
-        gw_proxy_fail(gr, 502, "the service answered with an invalid status");
-        return;
-    }
-    h2o_req_t *req = gr->req;
-    size_t n;
-    for (size_t i = 0; pass_reply[i]; i++) {
-        const char *v = mp_reply_header(reply, pass_reply[i], &n);
-        if (v)
-            h2o_add_header_by_str(&req->pool, &req->res.headers, pass_reply[i], strlen(pass_reply[i]), 1, NULL,
-                                  h2o_strdup(&req->pool, v, n).base, n);
-    }
-    const char *ct = "application/json";
-    const char *v = mp_reply_header(reply, "Content-Type", &n);
-    if (v)
-        ct = h2o_strdup(&req->pool, v, n).base;
-    else if (status >= 400)
-        ct = "application/problem+json";
-    if (status == 204 || status == 304 || reply->len == 0)
-        mp_http_send(req, status, status == 204 || status == 304 ? NULL : ct, "", 0, gr->rc.request_id);
-    else
-        mp_http_send(req, status, ct, reply->data, reply->len, gr->rc.request_id);
-    record(gr, status);
+    gw_proxy_record(gr, status);
 }
 
 /* ---- building the operation's input --------------------------------------------------- */
@@ -154,42 +102,11 @@ static bool add_path_params(gw_req_t *gr, json_t *in, mp_problem_errors_t *errs)
     return mp_problem_count(errs) == 0;
 }
 
-/* Collects the query string's parameters into `q` (a repeated key becomes a list). */
+/* The request's query string into `q` (see gw_query_parse()). */
 static bool parse_query(gw_req_t *gr, json_t *q, char *why, size_t why_size)
 {
     h2o_req_t *req = gr->req;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
-    size_t count = 0;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        size_t klen = (size_t)((eq ? eq : stop) - p), vlen = eq ? (size_t)(stop - eq - 1) : 0;
-        if (klen > 0) {
-            if (++count > MAX_QUERY_PARAMS) {
-                snprintf(why, why_size, "more than %d query parameters", MAX_QUERY_PARAMS);
-                return false;
-            }
-            char *key = h2o_mem_alloc_pool(&req->pool, klen + 1), *val = h2o_mem_alloc_pool(&req->pool, vlen + 1);
-            json_t *jk = NULL, *jv = NULL;
-            if (gw_pct_decode(key, p, klen, true) < 0 || gw_pct_decode(val, eq ? eq + 1 : "", vlen, true) < 0 ||
-                (jk = json_string(key)) == NULL || (jv = json_string(val)) == NULL) {
-                json_decref(jk);
-                snprintf(why, why_size, "the query string is not valid percent-encoded UTF-8");
-                return false;
-            }
-            json_decref(jk);
-            json_t *have = json_object_get(q, key);
-            if (have == NULL)
-                json_object_set_new(q, key, jv);
-            else if (json_is_array(have))
-                json_array_append_new(have, jv);
-            else
-                json_object_set_new(q, key, json_pack("[O o]", have, jv));
-        }
-        p = stop + 1;
-    }
-    return true;
+    return gw_query_parse(q, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, why, why_size);
 }
 
 /* Adds the query parameters to `in`; a name that the path or body already gives is a conflict. */
@@ -242,72 +159,85 @@ static json_t *parse_body(gw_req_t *gr)
     return v;
 }
 
-/* ---- the call ----------------------------------------------------------------------------- */
+/* ---- checking and sending ---------------------------------------------------------------------------- */
 
-static void call_service(gw_req_t *gr, const void *body, size_t len, const char *raw_input, const char *raw_type)
+static const char *header_param(void *arg, const char *name, size_t *len)
 {
-    h2o_req_t *req = gr->req;
-    const gw_route_t *rt = gr->match.route;
-    mp_bus_hdr_t extra[8];
-    size_t nextra = 0;
-
-    for (size_t i = 0; pass_request[i]; i++) {
-        ssize_t at = h2o_find_header_by_str(&req->headers, pass_request[i], strlen(pass_request[i]), -1);
-        if (at >= 0)
-            extra[nextra++] = (mp_bus_hdr_t){
-                pass_request[i],
-                h2o_strdup(&req->pool, req->headers.entries[at].value.base, req->headers.entries[at].value.len).base};
-    }
-    if (raw_input) {
-        extra[nextra++] = (mp_bus_hdr_t){"Mp-Input", raw_input};
-        extra[nextra++] = (mp_bus_hdr_t){"Content-Type", raw_type};
-    }
-    mp_bus_call_t call = {
-        .subject = rt->subject,
-        .body = body,
-        .len = len,
-        .timeout_ms = (int)rt->timeout_ms,
-        .extra = extra,
-        .nextra = nextra,
-        .ctx = {.request_id = gr->rc.request_id,
-                .traceparent = gr->rc.traceparent,
-                .auth_sub = gr->authenticated ? gr->claims.sub : NULL,
-                .auth_roles = gr->authenticated ? gr->roles : NULL,
-                .deadline_ms = mp_now_ms() + rt->timeout_ms},
-    };
-    mp_status_t st = mp_bus_call_async(&gr->call_id, gr->th->bl, &call, on_reply, gr);
-    if (st == MP_OK) {
-        gr->calling = 1;
-        return;
-    }
-    if (st == MP_ETIMEDOUT)
-        gw_proxy_fail(gr, 504, "the deadline passed before the service was called");
-    else
-        gw_proxy_fail(gr, 503, "the message bus is unavailable");
+    char lower[128];
+    size_t n = strlen(name);
+    if (n >= sizeof(lower))
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+    return mp_http_header(arg, lower, len);
 }
 
-void gw_proxy_continue(gw_req_t *gr)
+/* Path and query parameters into `in`: checked against the operation when there is one (400 on problems). */
+static bool add_params(gw_req_t *gr, json_t *in)
+{
+    const gw_op_t *op = gr->match.route->op;
+    char why[200];
+    mp_problem_errors_t errs = {0};
+    if (op == NULL || !gr->th->gw->validate) {
+        if (!add_path_params(gr, in, &errs)) {
+            fail_with_errors(gr, 422, "the request has conflicting fields", &errs);
+            return false;
+        }
+        if (!add_query(gr, in, why, sizeof(why))) {
+            gw_proxy_fail(gr, 400, why);
+            return false;
+        }
+        return true;
+    }
+    json_t *q = json_object();
+    bool ok = gr->req->query_at == SIZE_MAX || parse_query(gr, q, why, sizeof(why));
+    if (!ok)
+        gw_proxy_fail(gr, 400, why);
+    else if (!(ok = gw_openapi_check_params(op, in, &gr->match, q, header_param, gr->req, &errs))) {
+        mp_series_add(gr->pol->m_invalid, 1);
+        fail_with_errors(gr, 400, "a parameter is missing or malformed", &errs);
+    }
+    json_decref(q);
+    return ok;
+}
+
+/* The body of a raw route must be of a media type its operation declares. */
+static bool raw_type_ok(gw_req_t *gr)
+{
+    const gw_op_t *op = gr->match.route->op;
+    h2o_req_t *req = gr->req;
+    if (op == NULL || !gr->th->gw->validate || req->entity.base == NULL || req->entity.len == 0)
+        return true;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i >= 0 && gw_openapi_accepts(op, req->headers.entries[i].value.base, req->headers.entries[i].value.len))
+        return true;
+    gw_proxy_fail(gr, 415, "the request body's Content-Type is not one this operation accepts");
+    return false;
+}
+
+void gw_proxy_after_limit(gw_req_t *gr)
 {
     h2o_req_t *req = gr->req;
     const gw_route_t *rt = gr->match.route;
-    char why[200];
     mp_problem_errors_t errs = {0};
 
     if (req->entity.base && (int64_t)req->entity.len > rt->body_limit) {
         gw_proxy_fail(gr, 413, "the request body is larger than this route accepts");
         return;
     }
+    if (rt->body == GW_BODY_RAW && !raw_type_ok(gr))
+        return;
     json_t *in = rt->body == GW_BODY_RAW ? json_object() : parse_body(gr);
     if (in == NULL)
         return;
-    if (!add_path_params(gr, in, &errs)) {
+    if (rt->body == GW_BODY_JSON && rt->op && gr->th->gw->validate && !gw_openapi_check_body(rt->op, in, &errs)) {
         json_decref(in);
-        fail_with_errors(gr, 422, "the request has conflicting fields", &errs);
+        mp_series_add(gr->pol->m_invalid, 1);
+        fail_with_errors(gr, 422, "the request body breaks the API contract", &errs);
         return;
     }
-    if (!add_query(gr, in, why, sizeof(why))) {
+    if (!add_params(gr, in)) {
         json_decref(in);
-        gw_proxy_fail(gr, 400, why);
         return;
     }
     mp_buf_t b = MP_BUF_INIT;
@@ -319,11 +249,18 @@ void gw_proxy_continue(gw_req_t *gr)
             i >= 0 ? h2o_strdup(&req->pool, req->headers.entries[i].value.base, req->headers.entries[i].value.len).base
                    : "application/octet-stream";
         char *input = h2o_strdup(&req->pool, b.base, b.len).base;
-        call_service(gr, req->entity.base ? req->entity.base : "", req->entity.base ? req->entity.len : 0, input, type);
+        gw_call_start(gr, req->entity.base ? req->entity.base : "", req->entity.base ? req->entity.len : 0, input,
+                      type);
     } else {
-        call_service(gr, b.base, b.len, NULL, NULL);
+        gw_call_start(gr, b.base, b.len, NULL, NULL);
     }
     mp_buf_dispose(&b);
+}
+
+void gw_proxy_continue(gw_req_t *gr)
+{
+    if (gw_policy_rate_limit(gr))
+        gw_proxy_after_limit(gr);
 }
 
 /* ---- entry ------------------------------------------------------------------------------------- */
@@ -336,6 +273,12 @@ static void on_gr_dispose(void *p)
         h2o_linklist_unlink(&gr->waiter);
     if (gr->calling)
         mp_bus_cancel(gr->th->bl, gr->call_id);
+    if (gr->limit_wait)
+        gw_limiter_cancel(gr->th->limiter, gr->limit_wait);
+    if (h2o_timeout_is_linked(&gr->retry_entry))
+        h2o_timeout_unlink(&gr->retry_entry);
+    if (gr->holds_slot)
+        atomic_fetch_sub(&((gw_route_policy_t *)gr->pol)->inflight, 1);
 }
 
 static const char *header_value(h2o_req_t *req, const h2o_token_t *tok, const char *name, size_t *len)
@@ -365,6 +308,8 @@ int gw_proxy_on_req(h2o_handler_t *self, h2o_req_t *req)
     const char *rid = header_value(req, NULL, "x-request-id", &rid_len);
     const char *tp = header_value(req, NULL, "traceparent", &tp_len);
     mp_reqctx_init(&gr->rc, rid, rid_len, tp, tp_len);
+    if (!gw_edge_check(gr))
+        return 0;
 
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     switch (gw_routes_match(&gr->match, &gr->th->gw->routes, req->method.base, req->method.len, req->path.base,
@@ -383,6 +328,9 @@ int gw_proxy_on_req(h2o_handler_t *self, h2o_req_t *req)
         gw_proxy_fail(gr, 404, "no route matches this path");
         return 0;
     }
+    gr->pol = &gr->th->gw->policies[gr->match.route->index];
+    if (!gw_policy_admit(gr))
+        return 0;
     if (gw_auth_check(gr))
         gw_proxy_continue(gr);
     return 0;

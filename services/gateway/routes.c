@@ -18,17 +18,17 @@ typedef struct errs {
     mp_buf_t buf;
 } errs_t;
 
-static void route_error(errs_t *e, const mp_yaml_node_t *node, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void route_error(errs_t *e, const mp_yaml_node_t *node, const char *fmt, ...)
+void gw_errorf(mp_buf_t *errs, const char *file, const mp_yaml_node_t *at, const char *fmt, ...)
 {
-    char msg[400];
+    char msg[500];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    mp_buf_printf(&e->buf, "%s%s:%d: %s", e->buf.len ? "\n" : "", e->file, node ? node->line : 0, msg);
+    mp_buf_printf(errs, "%s%s:%d: %s", errs->len ? "\n" : "", file, at ? at->line : 0, msg);
 }
+
+#define route_error(e, node, ...) gw_errorf(&(e)->buf, (e)->file, node, __VA_ARGS__)
 
 /* ---- loading ----------------------------------------------------------------- */
 
@@ -97,11 +97,47 @@ static bool split_template(gw_route_t *rt, errs_t *e, const mp_yaml_node_t *node
     return true;
 }
 
+static const char *setting(const mp_yaml_node_t *node, const mp_yaml_node_t *defaults, const char *key)
+{
+    return scalar(node, key) ? scalar(node, key) : scalar(defaults, key);
+}
+
+/* Per-route policies: load shedding and retries. */
+static bool load_policies(gw_route_t *rt, errs_t *e, const mp_yaml_node_t *node, const mp_yaml_node_t *defaults)
+{
+    const char *inflight = setting(node, defaults, "max_inflight"), *retry = setting(node, defaults, "retry");
+    const char *attempt = setting(node, defaults, "attempt_timeout");
+    if (inflight) {
+        char *end;
+        long v = strtol(inflight, &end, 10);
+        if (*end != '\0' || v < 1 || v > 1000000) {
+            route_error(e, node, "route max_inflight \"%s\" must be an integer from 1 to 1000000", inflight);
+            return false;
+        }
+        rt->max_inflight = (int)v;
+    }
+    rt->retry = -1;
+    if (retry) {
+        if (strcmp(retry, "true") != 0 && strcmp(retry, "false") != 0) {
+            route_error(e, node, "route retry \"%s\" must be true or false", retry);
+            return false;
+        }
+        rt->retry = retry[0] == 't';
+    }
+    if (attempt && (!parse_scaled(attempt, true, &rt->attempt_timeout_ms) || rt->attempt_timeout_ms < 1 ||
+                    rt->attempt_timeout_ms > rt->timeout_ms)) {
+        route_error(e, node, "route attempt_timeout \"%s\" must be a duration no longer than the timeout", attempt);
+        return false;
+    }
+    return true;
+}
+
 static bool load_route(gw_route_t *rt, errs_t *e, const mp_yaml_node_t *node, const mp_yaml_node_t *defaults)
 {
     const char *method = scalar(node, "method"), *path = scalar(node, "path"), *subject = scalar(node, "subject");
-    static const char *const known[] = {"method",  "path",       "subject", "auth",  "role",
-                                        "timeout", "body_limit", "body",    "group", NULL};
+    static const char *const known[] = {"method",     "path", "subject", "auth",         "role",  "timeout",
+                                        "body_limit", "body", "group",   "max_inflight", "retry", "attempt_timeout",
+                                        NULL};
     if (node->type != MP_YAML_MAP) {
         route_error(e, node, "a route must be a map with method, path and subject");
         return false;
@@ -169,7 +205,7 @@ static bool load_route(gw_route_t *rt, errs_t *e, const mp_yaml_node_t *node, co
     }
     const char *group = scalar(node, "group");
     rt->group = mp_xstrdup(group ? group : "default");
-    return true;
+    return load_policies(rt, e, node, defaults);
 }
 
 static bool same_template(const gw_route_t *a, const gw_route_t *b)
@@ -197,6 +233,7 @@ mp_status_t gw_routes_load(gw_routes_t *out, const mp_yaml_doc_t *doc)
     out->items = mp_xcalloc(list->n ? list->n : 1, sizeof(*out->items));
     for (size_t i = 0; i < list->n; i++) {
         gw_route_t *rt = &out->items[out->n++];
+        rt->index = out->n - 1;
         if (!load_route(rt, e, list->kids[i], defaults)) {
             ok = false;
             continue;
@@ -367,4 +404,43 @@ gw_match_result_t gw_routes_match(gw_match_t *m, const gw_routes_t *r, const cha
         return GW_MATCH_OK;
     }
     return other_method ? GW_MATCH_BAD_METHOD : GW_MATCH_NOT_FOUND;
+}
+
+bool gw_query_parse(json_t *q, const char *qs, size_t len, char *why, size_t why_size)
+{
+    const char *p = qs, *end = qs + len;
+    size_t count = 0;
+    bool ok = true;
+    while (p < end && ok) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t klen = (size_t)((eq ? eq : stop) - p), vlen = eq ? (size_t)(stop - eq - 1) : 0;
+        if (klen > 0) {
+            if (++count > GW_MAX_QUERY_PARAMS) {
+                snprintf(why, why_size, "more than %d query parameters", GW_MAX_QUERY_PARAMS);
+                return false;
+            }
+            char *key = mp_xmalloc(klen + 1), *val = mp_xmalloc(vlen + 1);
+            json_t *jk = NULL, *jv = NULL;
+            if (gw_pct_decode(key, p, klen, true) < 0 || gw_pct_decode(val, eq ? eq + 1 : "", vlen, true) < 0 ||
+                (jk = json_string(key)) == NULL || (jv = json_string(val)) == NULL) {
+                snprintf(why, why_size, "the query string is not valid percent-encoded UTF-8");
+                ok = false;
+            } else {
+                json_t *have = json_object_get(q, key);
+                if (have == NULL)
+                    json_object_set_new(q, key, jv);
+                else if (json_is_array(have))
+                    json_array_append_new(have, jv);
+                else
+                    json_object_set_new(q, key, json_pack("[O o]", have, jv));
+            }
+            json_decref(jk);
+            free(key);
+            free(val);
+        }
+        p = stop + 1;
+    }
+    return ok;
 }

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
+#include "mp/buf.h"
 #include "mp/status.h"
 #include "mp/yaml.h"
 
@@ -40,6 +42,13 @@ typedef struct gw_route {
     gw_body_t body;
     char *group; /* policy group (rate limits), default "default" */
     int line;    /* where it was declared, for messages */
+    /* policies */
+    int max_inflight;           /* load shedding: requests in flight at once; 0: the gateway's default */
+    int retry;                  /* retries allowed: -1 default (GET yes), 0 never, 1 yes (idempotent reads, or writes
+                                 * carrying an Idempotency-Key) */
+    int64_t attempt_timeout_ms; /* one attempt's budget when retries may follow a timeout; 0: the whole timeout */
+    size_t index;               /* position in the table (per-route state arrays) */
+    const struct gw_op *op;     /* its operation in the API specs (openapi.h), set by gw_openapi_bind() */
 } gw_route_t;
 
 typedef struct gw_routes {
@@ -70,8 +79,20 @@ typedef enum { GW_MATCH_OK, GW_MATCH_NOT_FOUND, GW_MATCH_BAD_METHOD, GW_MATCH_BA
 gw_match_result_t gw_routes_match(gw_match_t *m, const gw_routes_t *r, const char *method, size_t method_len,
                                   const char *path, size_t len, char *allow, size_t allow_size);
 
+/** Appends "file:line: message" (a newline first when `errs` is not empty): how every loader of the gateway's
+ *  files (routes, API specs) reports a problem. `at` may be NULL (line 0). */
+void gw_errorf(mp_buf_t *errs, const char *file, const mp_yaml_node_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /** Percent-decodes `len` bytes into `out` (room for len+1); '+' stays '+' (paths) unless `plus_is_space`. Returns the
  *  decoded length, or -1 on a bad escape or a decoded NUL. */
 long gw_pct_decode(char *out, const char *in, size_t len, bool plus_is_space);
+
+#define GW_MAX_QUERY_PARAMS 32
+
+/** Parses a query string (`len` bytes after the '?', percent-encoded, '+' for space) into the object `q`: each key's
+ *  value a string, or a list of strings when the key repeats. Returns false with a reason in `why` (more than
+ *  GW_MAX_QUERY_PARAMS parameters, a bad escape, text that is not UTF-8); `q` may then hold some of them. */
+bool gw_query_parse(json_t *q, const char *qs, size_t len, char *why, size_t why_size);
 
 #endif

@@ -2,7 +2,7 @@
 moonport's client."""
 from __future__ import annotations
 
-import uuid
+import time, uuid
 
 import context
 from httpc import Client  # tests/harness/httpc.py
@@ -39,3 +39,13 @@ def new_admin(c: Client) -> tuple[dict, dict]:
     r = context.MOONPORT.run("user", "create", "--email", email, "--role", "admin", stdin=PASSWORD + "\n")
     assert r.returncode == 0, (r.returncode, r.stderr)
     return {"email": email, "user_id": r.stdout.strip()}, login(c, email)
+
+
+def wait_for(pred, timeout: float, what: str) -> None:
+    """Polls `pred` until it is true; fails the test naming `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout}s: {what}")

@@ -89,6 +89,7 @@ class ApiSpecsTest(unittest.TestCase):
             body = op.get("requestBody")
             if not body:
                 continue
+            body = self.ref(doc, body)
             for ctype, media in body["content"].items():
                 if ctype != "application/json":
                     continue

@@ -75,7 +75,8 @@ class EngineTest(unittest.TestCase):
         r = self.get("/status/404")
         self.assertEqual(r.status, 404)
         self.assertEqual(self.get("/status/500").status, 502)
-        self.assertEqual(self.get("/status/503").status, 502)
+        r = self.get("/status/503")
+        self.assertEqual(r.status, 502, r.body)
 
     def test_script_errors_are_500_problems_without_traceback(self):
         r = self.get("/boom", headers={"X-Request-Id": "boom-1"})

@@ -113,8 +113,10 @@ class ProfilePatchTest(unittest.TestCase):
         self.assertEqual(self.pointers(self.patch({"email": "x@example.com"})), ["/email"])
         r = self.patch({"display_name": "", "avatar_url": "http://plain.example/a.png", "locale": "en_US",
                         "timezone": "Mars/Olympus_Mons", "preferences": [1], "roles": ["admin"]})
-        self.assertEqual(self.pointers(r), ["/avatar_url", "/display_name", "/locale", "/preferences", "/roles",
-                                            "/timezone"])
+        # the gateway's contract check names every field that breaks the schema; the zone
+        # database is the service's to consult, so an unknown zone is found once the rest is valid
+        self.assertEqual(self.pointers(r), ["/avatar_url", "/display_name", "/locale", "/preferences", "/roles"])
+        self.assertEqual(self.pointers(self.patch({"timezone": "Mars/Olympus_Mons"})), ["/timezone"])
         self.assertEqual(self.pointers(self.patch({"display_name": "x" * 81})), ["/display_name"])
         self.assertEqual(self.pointers(self.patch({"display_name": "   "})), ["/display_name"])
         self.assertEqual(self.pointers(self.patch({"timezone": "../../../etc/passwd"})), ["/timezone"])

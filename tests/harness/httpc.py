@@ -33,7 +33,7 @@ def request(base: str, method: str, path: str, body=None, headers: dict | None =
     payload = r.read()
     resp = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, payload)
     ctype = resp.header("content-type") or ""
-    if payload and "json" in ctype:
+    if payload and "json" in ctype and not resp.header("content-encoding"):
         resp.json = json.loads(payload)
     conn.close()
     return resp
@@ -44,6 +44,9 @@ class Client:
 
     def __init__(self, base: str):
         self.base = base
+
+    def request(self, method, path, body=None, **kw):
+        return request(self.base, method, path, body, **kw)
 
     def get(self, path, **kw):
         return request(self.base, "GET", path, **kw)

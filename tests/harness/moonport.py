@@ -7,7 +7,7 @@ started (NATS, Postgres, Redis) through MOONPORT_* environment variables.
 """
 from __future__ import annotations
 
-import json, os, signal, subprocess, tempfile, time, urllib.request
+import json, os, re, signal, subprocess, tempfile, time, urllib.request
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "infra", "local"))
@@ -26,7 +26,11 @@ gateway:
   listen: 127.0.0.1:{http_port}
   threads: 2
   routes_file: {routes_file}
-auth:
+  specs_dir: {specs_dir}
+  rate_limits:
+{rate_limits}  rate_limit:
+    key_prefix: "mp:rl:{run_id}:"
+{gateway_extra}auth:
   keys_dir: {keys_dir}
   # a cheaper scrypt than production's so the suite stays fast; hashes record their cost
   scrypt:
@@ -39,6 +43,9 @@ notification:
   file_dir: {notifications_dir}
 """
 
+# the suite talks from one address: generous limits, so that only the tests of rate limiting meet them
+GENEROUS_LIMITS = {g: {"rate": "1000/s", "burst": 2000} for g in ("default", "login", "auth")}
+
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -47,7 +54,8 @@ class Moonport:
 
     def __init__(self, stack: stacklib.Stack, binary: str, roles: str | None = None, extra_config: str = "",
                  env: dict | None = None, keys_dir: str | None = None, routes_file: str | None = None,
-                 log_level: str = "info"):
+                 specs_dir: str | None = None, log_level: str = "info", rate_limits: dict | None = None,
+                 gateway_extra: str = ""):
         self.stack = stack
         self.binary = binary
         self.roles = roles
@@ -61,10 +69,16 @@ class Moonport:
             f.write(BASE_CONFIG.format(admin_port=self.admin_port, http_port=self.http_port,
                                        routes_file=routes_file or os.path.join(ROOT, "config", "routes.yaml"),
                                        keys_dir=self.keys_dir, log_level=log_level,
+                                       specs_dir=specs_dir or os.path.join(ROOT, "api-specs"),
+                                       run_id=os.path.basename(self.dir),
+                                       rate_limits="".join(f"    {g}: {json.dumps(v)}\n"
+                                                           for g, v in {**GENEROUS_LIMITS, **(rate_limits or {})}.items()),
+                                       gateway_extra=gateway_extra,
                                        notifications_dir=self.notifications_dir))
             f.write(extra_config)
         self.log_path = os.path.join(self.dir, "moonport.log")
-        self.env = {**os.environ, **stack.env(), **(env or {})}
+        # each role set connects to NATS as its own user (infra/local/nats_auth.py); all roles: `moonport`
+        self.env = {**os.environ, **stack.env(), **stack.nats_env(roles), **(env or {})}
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -144,6 +158,22 @@ class Moonport:
                 return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
         except OSError:
             return "(no log)"
+
+    def metrics(self) -> str:
+        """The process's /metrics text."""
+        with _opener.open(self.admin_url + "/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def metric(self, name: str, **labels) -> float | None:
+        """One series' value from /metrics (labels must match exactly as given, in any order), or None."""
+        for line in self.metrics().splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            head, _, value = line.rpartition(" ")
+            got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', head))
+            if all(got.get(k) == str(v) for k, v in labels.items()):
+                return float(value)
+        return None
 
     def log_lines(self) -> list[dict]:
         """The process's JSON log lines so far (non-JSON lines are skipped)."""

@@ -40,6 +40,8 @@ typedef struct mp_bus_opts {
     const char *password;         /* borrowed for the call only */
     const char *creds_file;       /* NULL or a .creds file (JWT + nkey seed) */
     const char *ca_file;          /* NULL or CA bundle: enables TLS */
+    const char *inbox_prefix;     /* reply subjects start with this (default "_INBOX"); per-role prefixes let
+                                   * nats-server permissions give each role only its own replies */
     bool send_asap;               /* write each message at once instead of batching (lower latency) */
     int connect_timeout_ms;       /* default 2000 */
     bool retry_on_failed_connect; /* start even when the server is down, connect in the background */
@@ -79,6 +81,9 @@ void mp_bus_destroy(mp_bus_t *bus);
 bool mp_bus_connected(mp_bus_t *bus);
 /** The nats.c connection, for JetStream and subscriptions. Borrowed. */
 natsConnection *mp_bus_conn(mp_bus_t *bus);
+/** The prefix of this connection's reply subjects ("_INBOX" or the configured one), for inboxes made outside
+ *  nats.c's request API (mp/bus_loop.h). Borrowed; valid until mp_bus_destroy(). Any thread. */
+const char *mp_bus_inbox_prefix(const mp_bus_t *bus);
 
 /** Sends a request and waits for the reply (blocking: worker threads only). Caller owns `*reply`; free with
  *  mp_msg_destroy(). Errors: MP_ETIMEDOUT, MP_EUNAVAIL (no responder, or disconnected). The reply's own Status is

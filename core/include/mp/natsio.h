@@ -32,6 +32,8 @@ typedef void (*mp_natsio_msg_cb)(void *arg, const char *subject, size_t subject_
                                  const char *data, size_t len);
 /** The connection came up (true) or went down (false): calls in flight will get no reply. */
 typedef void (*mp_natsio_state_cb)(void *arg, bool up);
+/** The server refused a publish to `subject` (this user lacks the permission); no reply will come for it. */
+typedef void (*mp_natsio_denied_cb)(void *arg, const char *subject, size_t subject_len);
 
 typedef struct mp_natsio_opts {
     const char *url;  /* nats://host:port (the first of a comma-separated list) */
@@ -42,6 +44,7 @@ typedef struct mp_natsio_opts {
     const char *subscribe; /* subscribed on every (re)connect, with sid 1 */
     mp_natsio_msg_cb on_msg;
     mp_natsio_state_cb on_state;
+    mp_natsio_denied_cb on_denied; /* optional */
     void *arg;
 } mp_natsio_opts_t;
 

@@ -1,0 +1,128 @@
+"""NATS users and subject permissions for moonport's roles (stdlib only).
+
+Services believe the Auth-Sub / Auth-Roles headers, so the bus itself is
+locked: every role connects with its own user and a random password, and
+nats-server lets each user touch only its own subjects:
+
+  gateway   publishes the public operations <svc>.v1.> of every service (the
+            Lua BFFs run in the gateway process too); reads its own replies
+            (_INBOX.gateway.>) and the session revocations Auth publishes.
+  <svc>     subscribes to its own <svc>.v1.> in its queue group <svc>, replies
+            to what it was asked (allow_responses), publishes only its own
+            events events.<svc>.>, answers $SRV.> discovery, reads its own
+            replies (_INBOX.<svc>.>); JetStream API access only when it uses
+            JetStream; calls to other services only when listed in CALLS.
+  moonport  the union of all of the above, for `moonport serve` running every
+            role in one process on one connection (make run, the test suite).
+  test      everything; only in throwaway test stacks, for integration tests
+            and black-box test helpers that stand in for a service.
+
+Replies: every role's connection uses the inbox prefix _INBOX.<user>
+(core/serve.c derives it from nats.user), so no role can read another's
+replies. Passwords are generated once into <root>/secrets/nats/<user>
+(mode 0600) and reused; nats.conf is rewritten on every start.
+
+A new services/<name>/ folder is picked up by itself. When a service starts
+calling another service or using JetStream, add it to CALLS / JETSTREAM
+below: least privilege is data, reviewed like code.
+"""
+from __future__ import annotations
+
+import json, os, secrets
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def _discovered() -> set[str]:
+    """Every services/<name>/ with its <name>.yaml descriptor (the gateway is a role, not a service)."""
+    d = os.path.join(ROOT, "services")
+    return {n for n in (os.listdir(d) if os.path.isdir(d) else ())
+            if n != "gateway" and os.path.isfile(os.path.join(d, n, f"{n}.yaml"))}
+
+
+# every service the gateway may call: the planned ones and any folder under services/; one that does not
+# exist yet costs nothing
+SERVICES = tuple(sorted({"auth", "user", "product", "order", "payment", "notification"} | _discovered()))
+# service -> the subjects of other services it requests (empty: it calls nobody)
+CALLS: dict[str, tuple[str, ...]] = {}
+# services that publish to or consume from JetStream (stream EVENTS)
+JETSTREAM = {"user", "product", "order", "payment", "notification"}
+# plain subscriptions beyond a role's own operations
+SUBSCRIBES: dict[str, tuple[str, ...]] = {"gateway": ("events.auth.session_revoked",)}
+
+ALL_IN_ONE = "moonport"
+TEST_SERVICES = ("echo",)
+TEST_USER = "test"
+
+
+def role_permissions(role: str, services: tuple[str, ...] = SERVICES) -> dict:
+    """The nats-server permissions block for one role user."""
+    inbox = f"_INBOX.{role}.>"
+    if role == "gateway":
+        pub = [f"{s}.v1.>" for s in services]
+        sub = [inbox, "$SRV.>", *SUBSCRIBES.get(role, ())]
+    else:
+        pub = [f"events.{role}.>", *CALLS.get(role, ())]
+        # "<subject> <queue>": only in its own queue group, so an instance cannot skim a replica's share
+        sub = [f"{role}.v1.> {role}", "$SRV.>", inbox, *SUBSCRIBES.get(role, ())]
+        if role in JETSTREAM:
+            pub += ["$JS.API.>", "$JS.ACK.>"]
+    return {"publish": {"allow": pub}, "subscribe": {"allow": sub}, "allow_responses": True}
+
+
+def union_permissions(roles: list[str], services: tuple[str, ...] = SERVICES) -> dict:
+    pub, sub = [], []
+    for r in roles:
+        p = role_permissions(r, services)
+        pub += [x for x in p["publish"]["allow"] if x not in pub]
+        sub += [x for x in p["subscribe"]["allow"] if x not in sub]
+    # one process answers with one connection: its replies arrive under _INBOX.moonport
+    sub = [f"_INBOX.{ALL_IN_ONE}.>" if x.startswith("_INBOX.") else x for x in sub]
+    return {"publish": {"allow": list(dict.fromkeys(pub))}, "subscribe": {"allow": list(dict.fromkeys(sub))},
+            "allow_responses": True}
+
+
+def roles() -> list[str]:
+    return ["gateway", *SERVICES]
+
+
+def user_for(roles_arg: str | None) -> str:
+    """The NATS user a `moonport serve --roles <roles_arg>` process connects as."""
+    names = [r for r in (roles_arg or "").split(",") if r]
+    if len(names) == 1 and names[0] in roles():
+        return names[0]
+    return ALL_IN_ONE
+
+
+def password(secrets_dir: str, user: str) -> str:
+    """The user's password, generated into secrets_dir/<user> on first use."""
+    os.makedirs(secrets_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(secrets_dir, user)
+    try:
+        with open(path) as f:
+            pw = f.read().strip()
+        if pw:
+            return pw
+    except OSError:
+        pass
+    pw = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(pw + "\n")
+    return pw
+
+
+def authorization_block(secrets_dir: str, with_test_user: bool) -> str:
+    """The `authorization { users = [...] }` block for nats.conf."""
+    users = []
+    # throwaway test stacks also have the stand-in service mp-echo (tests/tools/echo.c) that BFF tests call
+    services = SERVICES + TEST_SERVICES if with_test_user else SERVICES
+    for r in roles():
+        users.append({"user": r, "password": password(secrets_dir, r), "permissions": role_permissions(r, services)})
+    users.append({"user": ALL_IN_ONE, "password": password(secrets_dir, ALL_IN_ONE),
+                  "permissions": union_permissions(roles(), services)})
+    if with_test_user:
+        users.append({"user": TEST_USER, "password": password(secrets_dir, TEST_USER),
+                      "permissions": {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}})
+    lines = ",\n".join("    " + json.dumps(u) for u in users)
+    return f"authorization {{\n  users = [\n{lines}\n  ]\n}}\n"
