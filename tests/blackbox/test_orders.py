@@ -85,8 +85,7 @@ class OrderFlowTest(OrderTestCase):
     def test_declined_payment_cancels_the_order_and_gives_the_stock_back(self):
         mug = self.catalog.add("Moon mug", 1250, 10)
         r = place(self.c, self.token, [(mug, 3)], "tok_declined")
-        self.assertEqual(r.status, 201, r.body)
-        self.assertEqual(self.catalog.stock(mug), 7)
+        self.assertEqual(r.status, 201, r.body)  # reserved: the stock was 7 for a moment (the saga may be done already)
         cancelled = wait_status(self.c, self.token, r.json["id"], "cancelled")
         self.assertEqual(cancelled["cancel_reason"], "payment_failed")
         wait_for("the stock is released", lambda: self.catalog.stock(mug) == 10)
