@@ -44,6 +44,8 @@ RUN groupadd --gid 10001 moonport \
 
 COPY --from=build /src/build/moonport /usr/local/bin/moonport
 COPY --from=build /src/config/ /etc/moonport/config/
+# gateway.specs_dir: the gateway validates requests against these and does not start without them
+COPY --from=build /src/api-specs/ /etc/moonport/api-specs/
 # scripts/lua (BFF scripts) may not exist yet: the build stage created it.
 COPY --from=build /src/scripts/ /etc/moonport/scripts/
 

@@ -52,6 +52,24 @@ app.kubernetes.io/part-of: moonport
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/* The Secret holding every NATS user's password: nats.passwordsSecret, else the chart's own. */}}
+{{- define "moonport.natsSecretName" -}}
+{{- default (printf "%s-nats" (include "moonport.fullname" .) | trunc 63 | trimSuffix "-") .Values.nats.passwordsSecret }}
+{{- end }}
+
+{{/*
+NATS_PASSWORD_<ROLE>, for a dict with root and name: the role's key in that Secret and the
+environment variable files/nats-authorization.conf reads its password from. Fails for a role
+that file has no user for (regenerate it: python3 infra/local/nats_auth.py --write).
+*/}}
+{{- define "moonport.natsPasswordKey" -}}
+{{- $key := printf "NATS_PASSWORD_%s" (upper .name) }}
+{{- if not (regexMatch (printf `[$]%s\b` $key) (.root.Files.Get "files/nats-authorization.conf")) }}
+{{- fail (printf "role %s has no NATS user in files/nats-authorization.conf: run python3 infra/local/nats_auth.py --write" .name) }}
+{{- end }}
+{{- $key }}
+{{- end }}
+
 {{/* moonport.yaml and routes.yaml: the data of the role ConfigMap and of the migrate hook's. */}}
 {{- define "moonport.configData" -}}
 moonport.yaml: |
@@ -76,12 +94,10 @@ rest is in moonport.yaml.
   value: {{ printf "0.0.0.0:%v" $root.Values.ports.admin | quote }}
 - name: MOONPORT_NATS_URL
   value: {{ $root.Values.nats.url | quote }}
-{{- if and $root.Values.nats.credentialsSecret (ne .name "migrate") }}
+{{- if ne .name "migrate" }}
+{{- /* each role connects as its own NATS user, named after it (migrate never connects) */}}
 - name: MOONPORT_NATS_USER
-  valueFrom:
-    secretKeyRef:
-      name: {{ $root.Values.nats.credentialsSecret }}
-      key: {{ printf "%s-user" .name }}
+  value: {{ .name | quote }}
 - name: MOONPORT_NATS_PASSWORD_FILE
   value: /var/run/secrets/moonport/nats/password
 {{- end }}
@@ -130,8 +146,8 @@ rest is in moonport.yaml.
   readOnly: true
 - name: tmp
   mountPath: /tmp
-{{- if and $root.Values.nats.credentialsSecret (ne .name "migrate") }}
-- name: nats-credentials
+{{- if ne .name "migrate" }}
+- name: nats-password
   mountPath: /var/run/secrets/moonport/nats
   readOnly: true
 {{- end }}
@@ -166,13 +182,14 @@ rest is in moonport.yaml.
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
-{{- if and $root.Values.nats.credentialsSecret (ne .name "migrate") }}
-- name: nats-credentials
+{{- if ne .name "migrate" }}
+{{- /* only this role's own password */}}
+- name: nats-password
   secret:
-    secretName: {{ $root.Values.nats.credentialsSecret }}
+    secretName: {{ include "moonport.natsSecretName" $root }}
     defaultMode: 0440
     items:
-      - key: {{ printf "%s-password" .name }}
+      - key: {{ include "moonport.natsPasswordKey" (dict "root" $root "name" .name) }}
         path: password
 {{- end }}
 {{- if has "postgres" $uses }}
