@@ -62,7 +62,9 @@ class Moonport:
         self.dir = tempfile.mkdtemp(prefix="moonport-proc-")
         self.http_port = stacklib.free_port()
         self.admin_port = stacklib.free_port()
-        self.keys_dir = keys_dir or os.path.join(self.dir, "keys")
+        # one signing-key directory per stack, as replicas share one key Secret: every Auth on the stack's NATS
+        # answers in the same queue group, so a token from one must verify with the keys another publishes
+        self.keys_dir = keys_dir or stack.path("auth-keys")
         self.config_path = os.path.join(self.dir, "moonport.yaml")
         self.notifications_dir = os.path.join(self.dir, "notifications")
         with open(self.config_path, "w") as f:
