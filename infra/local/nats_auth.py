@@ -23,8 +23,9 @@ replies. Passwords are generated once into <root>/secrets/nats/<user>
 (mode 0600) and reused; nats.conf is rewritten on every start.
 
 A new services/<name>/ folder is picked up by itself. When a service starts
-calling another service or using JetStream, add it to CALLS / JETSTREAM
-below: least privilege is data, reviewed like code.
+calling another service, publishing another domain's events or using
+JetStream, add it to CALLS / PUBLISHES / JETSTREAM below: least privilege is
+data, reviewed like code.
 
 Deployments (docker compose, the Helm chart) use the same users and
 permissions from committed files this module generates (DEPLOY_FILES): one
@@ -55,7 +56,12 @@ def _discovered() -> set[str]:
 # exist yet costs nothing
 SERVICES = tuple(sorted({"auth", "user", "product", "order", "payment", "notification"} | _discovered()))
 # service -> the subjects of other services it requests (empty: it calls nobody)
-CALLS: dict[str, tuple[str, ...]] = {}
+CALLS: dict[str, tuple[str, ...]] = {
+    # prices and stock for an order; the owner's locale for its notifications (docs/services.md#order)
+    "order": ("product.v1.lookup", "product.v1.reserve", "product.v1.release", "user.v1.get"),
+}
+# service -> events of other domains it may publish besides its own events.<svc>.> (docs/events.md)
+PUBLISHES: dict[str, tuple[str, ...]] = {"order": ("events.notification.requested",)}
 # services that publish to or consume from JetStream (stream EVENTS)
 JETSTREAM = {"user", "product", "order", "payment", "notification"}
 # plain subscriptions beyond a role's own operations
@@ -73,7 +79,7 @@ def role_permissions(role: str, services: tuple[str, ...] = SERVICES) -> dict:
         pub = [f"{s}.v1.>" for s in services]
         sub = [inbox, "$SRV.>", *SUBSCRIBES.get(role, ())]
     else:
-        pub = [f"events.{role}.>", *CALLS.get(role, ())]
+        pub = [f"events.{role}.>", *PUBLISHES.get(role, ()), *CALLS.get(role, ())]
         # "<subject> <queue>": only in its own queue group, so an instance cannot skim a replica's share
         sub = [f"{role}.v1.> {role}", "$SRV.>", inbox, *SUBSCRIBES.get(role, ())]
         if role in JETSTREAM:

@@ -48,7 +48,8 @@ class SpineTest(unittest.TestCase):
         r = admin.get("/readyz")
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json["checks"], {"nats": "ok", "postgres:auth": "ok", "postgres:user": "ok",
-                                            "postgres:product": "ok", "redis:product": "ok"})
+                                            "postgres:product": "ok", "redis:product": "ok", "postgres:order": "ok",
+                                            "postgres:payment": "ok", "postgres:notification": "ok"})
         self.c.get("/v1/nowhere")
         m = admin.get("/metrics")
         self.assertEqual(m.status, 200)

@@ -46,11 +46,16 @@ class NatsPermissionTest(unittest.TestCase):
             Conn(context.STACK.nats_port, "gateway", "not-the-password")
 
     def test_another_role_cannot_call_user_get_or_publish_order_events(self):
-        for role in ("auth", "order", "notification", "product"):
+        for role in ("auth", "notification", "product", "payment"):
             c = self.conn(role)
             self.assert_pub(c, "user.v1.get", allowed=False, reply=f"_INBOX.{role}.x")
-            if role != "order":
-                self.assert_pub(c, "events.order.created", allowed=False)
+            self.assert_pub(c, "events.order.created", allowed=False)
+        # Order calls User as the caller, for the owner's locale (nats_auth.CALLS), and requests notifications
+        order = self.conn("order")
+        self.assert_pub(order, "user.v1.get", allowed=True, reply="_INBOX.order.x")
+        self.assert_pub(order, "user.v1.update", allowed=False, reply="_INBOX.order.y")
+        self.assert_pub(order, "events.notification.requested", allowed=True)
+        self.assert_pub(order, "events.notification.sent", allowed=False)
 
     def test_each_service_publishes_only_its_own_events(self):
         order = self.conn("order")

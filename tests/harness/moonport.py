@@ -37,6 +37,10 @@ gateway:
     log_n: 12
     r: 8
     p: 1
+notification:
+  # one JSON file per delivered notification, read by tests through Moonport.notifications_dir
+  adapter: file
+  file_dir: {notifications_dir}
 """
 
 # the suite talks from one address: generous limits, so that only the tests of rate limiting meet them
@@ -58,8 +62,11 @@ class Moonport:
         self.dir = tempfile.mkdtemp(prefix="moonport-proc-")
         self.http_port = stacklib.free_port()
         self.admin_port = stacklib.free_port()
-        self.keys_dir = keys_dir or os.path.join(self.dir, "keys")
+        # one signing-key directory per stack, as replicas share one key Secret: every Auth on the stack's NATS
+        # answers in the same queue group, so a token from one must verify with the keys another publishes
+        self.keys_dir = keys_dir or stack.path("auth-keys")
         self.config_path = os.path.join(self.dir, "moonport.yaml")
+        self.notifications_dir = os.path.join(self.dir, "notifications")
         with open(self.config_path, "w") as f:
             f.write(BASE_CONFIG.format(admin_port=self.admin_port, http_port=self.http_port,
                                        routes_file=routes_file or os.path.join(ROOT, "config", "routes.yaml"),
@@ -68,7 +75,8 @@ class Moonport:
                                        run_id=os.path.basename(self.dir),
                                        rate_limits="".join(f"    {g}: {json.dumps(v)}\n"
                                                            for g, v in {**GENEROUS_LIMITS, **(rate_limits or {})}.items()),
-                                       gateway_extra=gateway_extra))
+                                       gateway_extra=gateway_extra,
+                                       notifications_dir=self.notifications_dir))
             f.write(extra_config)
         self.log_path = os.path.join(self.dir, "moonport.log")
         # each role set connects to NATS as its own user (infra/local/nats_auth.py); all roles: `moonport`
@@ -133,6 +141,18 @@ class Moonport:
             rc = self.proc.returncode
         self._log.close()
         return rc
+
+    def notifications(self) -> list[dict]:
+        """The notifications this process delivered so far (its file adapter's directory), oldest first."""
+        out = []
+        try:
+            names = [n for n in os.listdir(self.notifications_dir) if n.endswith(".json")]
+        except FileNotFoundError:
+            return out
+        for name in names:
+            with open(os.path.join(self.notifications_dir, name)) as f:
+                out.append(json.load(f))
+        return sorted(out, key=lambda n: (n["created_at"], n["id"]))
 
     def log_tail(self, lines: int = 40) -> str:
         try:

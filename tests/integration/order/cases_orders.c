@@ -1,0 +1,269 @@
+/*
+ * cases_orders.c: placing and reading orders against the fake Product:
+ * Idempotency-Key under concurrency, another body, a missing key; out of
+ * stock, unknown products and mixed currencies; Product down; who may see
+ * and cancel an order; newest-first pagination. Registered in test_saga.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "mp/json.h"
+#include "saga_env.h"
+
+#define RACERS 20
+
+typedef struct racer {
+    pthread_t thread;
+    const char *user, *key;
+    pthread_barrier_t *start;
+    env_reply_t reply;
+    char *body;
+} racer_t;
+
+static void *race(void *arg)
+{
+    racer_t *r = arg;
+    pthread_barrier_wait(r->start);
+    r->reply = env_order(r->user, r->key, 1, 2, "tok_ok");
+    r->body = r->reply.body ? json_dumps(r->reply.body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    return NULL;
+}
+
+void test_order_twenty_identical_requests_make_one_order(void **state)
+{
+    char user[37], key[37];
+    env_uuid(user);
+    env_uuid(key);
+    racer_t racers[RACERS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++) {
+        racers[i] = (racer_t){.user = user, .key = key, .start = &start};
+        assert_int_equal(pthread_create(&racers[i].thread, NULL, race, &racers[i]), 0);
+    }
+    int replayed = 0;
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(racers[i].thread, NULL);
+        assert_int_equal(racers[i].reply.status, 201);
+        assert_non_null(racers[i].body);
+        assert_string_equal(racers[i].body, racers[0].body); /* the same answer, byte for byte */
+        assert_string_equal(racers[i].reply.location, racers[0].reply.location);
+        replayed += racers[i].reply.replayed;
+    }
+    pthread_barrier_destroy(&start);
+    assert_int_equal(replayed, RACERS - 1);
+    assert_int_equal(env_long("SELECT count(*) FROM \"order\".orders WHERE user_id = $1", 1, MP_DB_PARAMS(user)), 1);
+    const char *id = mp_json_str(racers[0].reply.body, "id");
+    assert_int_equal(fake_product_reserves_of(env_product, id), 1);
+    assert_int_equal(env_long("SELECT count(*) FROM \"order\".outbox WHERE type = 'order.created' AND "
+                              "data->>'order_id' = $1",
+                              1, MP_DB_PARAMS(id)),
+                     1);
+    /* the key is stored hashed, never as sent */
+    assert_int_equal(env_long("SELECT count(*) FROM \"order\".idempotency_keys WHERE user_id = $1 AND key_hash = $2", 2,
+                              MP_DB_PARAMS(user, key)),
+                     0);
+    for (int i = 0; i < RACERS; i++) {
+        env_reply_dispose(&racers[i].reply);
+        free(racers[i].body);
+    }
+}
+
+void test_order_key_rules(void **state)
+{
+    char user[37], other[37], key[37];
+    env_uuid(user);
+    env_uuid(other);
+    env_uuid(key);
+    env_reply_t r = env_order(user, NULL, 1, 0, "tok_ok");
+    assert_int_equal(r.status, 400);
+    assert_string_equal(mp_json_str(r.body, "detail"), "Idempotency-Key header is required");
+    env_reply_dispose(&r);
+    r = env_order(user, "has space", 1, 0, "tok_ok");
+    assert_int_equal(r.status, 400);
+    env_reply_dispose(&r);
+
+    r = env_order(user, key, 1, 0, "tok_ok");
+    assert_int_equal(r.status, 201);
+    assert_false(r.replayed);
+    env_reply_dispose(&r);
+    r = env_order(user, key, 2, 0, "tok_ok"); /* same key, another body */
+    assert_int_equal(r.status, 422);
+    env_reply_dispose(&r);
+    r = env_order(user, key, 1, 0, "tok_ok"); /* the first answer still stands */
+    assert_int_equal(r.status, 201);
+    assert_true(r.replayed);
+    env_reply_dispose(&r);
+    r = env_order(other, key, 1, 0, "tok_ok"); /* keys are per user */
+    assert_int_equal(r.status, 201);
+    assert_false(r.replayed);
+    env_reply_dispose(&r);
+    assert_int_equal(env_long("SELECT count(*) FROM \"order\".orders WHERE user_id = $1", 1, MP_DB_PARAMS(user)), 1);
+}
+
+void test_order_input_is_checked(void **state)
+{
+    char user[37], key[37];
+    env_uuid(user);
+    env_uuid(key);
+    env_reply_t r = env_call("order.v1.create", user, "user", key,
+                             json_pack("{s:[{s:s, s:i, s:i}, {s:s, s:i}], s:s, s:i}", "items", "product_id", env_p1,
+                                       "quantity", 0, "price", 1, "product_id", "not-a-uuid", "quantity", 1,
+                                       "payment_token", "tok_ok", "total", 5));
+    assert_int_equal(r.status, 422);
+    char *text = json_dumps(r.body, JSON_COMPACT);
+    /* every problem, each at its pointer; a client can never set a price */
+    assert_non_null(strstr(text, "\"/items/0/quantity\""));
+    assert_non_null(strstr(text, "\"/items/0/price\""));
+    assert_non_null(strstr(text, "\"/items/1/product_id\""));
+    assert_non_null(strstr(text, "\"/total\""));
+    free(text);
+    env_reply_dispose(&r);
+    r = env_call("order.v1.create", user, "user", key,
+                 json_pack("{s:[{s:s, s:i}, {s:s, s:i}], s:s}", "items", "product_id", env_p1, "quantity", 1,
+                           "product_id", env_p1, "quantity", 2, "payment_token", "tok_ok"));
+    assert_int_equal(r.status, 422); /* one line per product */
+    env_reply_dispose(&r);
+    r = env_call("order.v1.create", user, "user", key, json_pack("{s:[], s:s}", "items", "payment_token", "tok_ok"));
+    assert_int_equal(r.status, 422);
+    env_reply_dispose(&r);
+    r = env_call("order.v1.create", NULL, NULL, key, json_pack("{s:[], s:s}", "items", "payment_token", "tok_ok"));
+    assert_int_equal(r.status, 401);
+    env_reply_dispose(&r);
+}
+
+void test_order_out_of_stock_keeps_nothing_and_frees_the_key(void **state)
+{
+    char user[37], key[37], unknown[37];
+    env_uuid(user);
+    env_uuid(key);
+    env_uuid(unknown);
+    int64_t have = fake_product_available(env_product, env_p2);
+    env_reply_t r = env_order(user, key, 1, (int)have + 1, "tok_ok");
+    assert_int_equal(r.status, 409);
+    json_t *err = json_array_get(json_object_get(r.body, "errors"), 0);
+    assert_string_equal(mp_json_str(err, "pointer"), "/items/1/quantity"); /* Product's pointer, into our items */
+    env_reply_dispose(&r);
+    assert_int_equal(env_long("SELECT count(*) FROM \"order\".orders WHERE user_id = $1", 1, MP_DB_PARAMS(user)), 0);
+    assert_int_equal(fake_product_available(env_product, env_p2), have);
+    /* the refusal was not stored: the same key works once there is stock */
+    fake_product_set_stock(env_product, env_p2, have + 10);
+    r = env_order(user, key, 1, (int)have + 1, "tok_ok");
+    assert_int_equal(r.status, 201);
+    assert_false(r.replayed);
+    env_reply_dispose(&r);
+
+    r = env_call(
+        "order.v1.create", user, "user", key,
+        json_pack("{s:[{s:s, s:i}], s:s}", "items", "product_id", unknown, "quantity", 1, "payment_token", "tok_ok"));
+    assert_int_equal(r.status, 422); /* the key is taken by another body now */
+    env_reply_dispose(&r);
+    env_uuid(key);
+    r = env_call(
+        "order.v1.create", user, "user", key,
+        json_pack("{s:[{s:s, s:i}], s:s}", "items", "product_id", unknown, "quantity", 1, "payment_token", "tok_ok"));
+    assert_int_equal(r.status, 422);
+    assert_string_equal(mp_json_str(json_array_get(json_object_get(r.body, "errors"), 0), "pointer"),
+                        "/items/0/product_id");
+    env_reply_dispose(&r);
+    env_uuid(key);
+    r = env_call("order.v1.create", user, "user", key,
+                 json_pack("{s:[{s:s, s:i}, {s:s, s:i}], s:s}", "items", "product_id", env_p1, "quantity", 1,
+                           "product_id", env_usd, "quantity", 1, "payment_token", "tok_ok"));
+    assert_int_equal(r.status, 422); /* one order, one currency */
+    env_reply_dispose(&r);
+}
+
+void test_order_product_down_is_503_and_the_key_can_be_retried(void **state)
+{
+    char user[37], key[37];
+    env_uuid(user);
+    env_uuid(key);
+    fake_product_set_down(env_product, "lookup", true);
+    env_reply_t r = env_order(user, key, 1, 0, "tok_ok");
+    fake_product_set_down(env_product, "lookup", false);
+    assert_int_equal(r.status, 503);
+    env_reply_dispose(&r);
+    fake_product_set_down(env_product, "reserve", true);
+    r = env_order(user, key, 1, 0, "tok_ok");
+    fake_product_set_down(env_product, "reserve", false);
+    assert_int_equal(r.status, 503);
+    env_reply_dispose(&r);
+    assert_int_equal(env_long("SELECT count(*) FROM \"order\".orders WHERE user_id = $1", 1, MP_DB_PARAMS(user)), 0);
+    r = env_order(user, key, 1, 0, "tok_ok");
+    assert_int_equal(r.status, 201);
+    env_reply_dispose(&r);
+}
+
+void test_order_visibility_and_cancel_rules(void **state)
+{
+    char user[37], other[37], key[37], id[37], missing[37];
+    env_uuid(user);
+    env_uuid(other);
+    env_uuid(key);
+    env_uuid(missing);
+    env_reply_t r = env_order(user, key, 1, 0, "tok_ok");
+    snprintf(id, sizeof(id), "%s", mp_json_str(r.body, "id"));
+    env_reply_dispose(&r);
+    r = env_call("order.v1.get", other, "user", NULL, json_pack("{s:s}", "id", id));
+    assert_int_equal(r.status, 404); /* someone else's order does not exist for them */
+    env_reply_dispose(&r);
+    r = env_call("order.v1.get", other, "user,admin", NULL, json_pack("{s:s}", "id", id));
+    assert_int_equal(r.status, 200);
+    env_reply_dispose(&r);
+    r = env_call("order.v1.get", user, "user", NULL, json_pack("{s:s}", "id", "nope"));
+    assert_int_equal(r.status, 400);
+    env_reply_dispose(&r);
+    r = env_call("order.v1.cancel", other, "user", NULL, json_pack("{s:s}", "id", id));
+    assert_int_equal(r.status, 404);
+    env_reply_dispose(&r);
+    r = env_call("order.v1.cancel", user, "user", NULL, json_pack("{s:s}", "id", missing));
+    assert_int_equal(r.status, 404);
+    env_reply_dispose(&r);
+    assert_true(env_wait_status(user, id, "confirmed"));
+    r = env_call("order.v1.cancel", user, "user", NULL, json_pack("{s:s}", "id", id));
+    assert_int_equal(r.status, 409); /* paid and confirmed */
+    env_reply_dispose(&r);
+}
+
+void test_order_list_is_newest_first_and_paginated(void **state)
+{
+    char user[37], ids[3][37];
+    env_uuid(user);
+    for (int i = 0; i < 3; i++) {
+        char key[37];
+        env_uuid(key);
+        env_reply_t r = env_order(user, key, i + 1, 0, "tok_ok");
+        assert_int_equal(r.status, 201);
+        snprintf(ids[i], 37, "%s", mp_json_str(r.body, "id"));
+        env_reply_dispose(&r);
+    }
+    env_reply_t r = env_call("order.v1.list", user, "user", NULL, json_pack("{s:s}", "limit", "2"));
+    assert_int_equal(r.status, 200);
+    json_t *items = json_object_get(r.body, "items");
+    assert_int_equal(json_array_size(items), 2);
+    assert_string_equal(mp_json_str(json_array_get(items, 0), "id"), ids[2]);
+    assert_string_equal(mp_json_str(json_array_get(items, 1), "id"), ids[1]);
+    char cursor[200];
+    assert_non_null(mp_json_str(r.body, "next_cursor"));
+    snprintf(cursor, sizeof(cursor), "%s", mp_json_str(r.body, "next_cursor"));
+    env_reply_dispose(&r);
+    r = env_call("order.v1.list", user, "user", NULL, json_pack("{s:s, s:s}", "limit", "2", "cursor", cursor));
+    items = json_object_get(r.body, "items");
+    assert_int_equal(json_array_size(items), 1);
+    assert_string_equal(mp_json_str(json_array_get(items, 0), "id"), ids[0]);
+    assert_true(json_is_null(json_object_get(r.body, "next_cursor")));
+    env_reply_dispose(&r);
+    r = env_call("order.v1.list", user, "user", NULL, json_pack("{s:s}", "cursor", "garbage!"));
+    assert_int_equal(r.status, 400);
+    env_reply_dispose(&r);
+    r = env_call("order.v1.list", user, "user", NULL, json_pack("{s:s}", "limit", "0"));
+    assert_int_equal(r.status, 400);
+    env_reply_dispose(&r);
+}
