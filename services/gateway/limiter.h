@@ -2,11 +2,19 @@
  * limiter.h: rate-limit decisions shared by every gateway replica through
  * Redis, with the local table (ratelimit.h) as the fallback.
  *
- * One decision is one round trip: EVALSHA of a token-bucket script that
- * reads the bucket, refills it from Redis's own clock (so replicas' clocks
- * do not matter), takes a token and writes it back atomically. The script
- * is loaded with SCRIPT LOAD on every connect; a NOSCRIPT answer (SCRIPT
- * FLUSH, a failover) is retried once with EVAL, which also caches it.
+ * Redis is asked with EVALSHA of a token-bucket script that reads the
+ * bucket, refills it from Redis's own clock (so replicas' clocks do not
+ * matter), takes tokens and writes it back atomically. The script is loaded
+ * with SCRIPT LOAD on every connect; a NOSCRIPT answer (SCRIPT FLUSH, a
+ * failover) is retried once with EVAL, which also caches it.
+ *
+ * For a policy whose limit is loose enough (gw_lease_max() > 1), a loop
+ * thread takes its tokens for a client in batches (leases, lease.h): a
+ * request spends one from the thread's lease, and only an empty or expired
+ * lease costs a round trip, shared by every request of that client waiting
+ * on the thread. Tight policies, and every policy when
+ * gateway.rate_limit.lease is 0, take one token per request: one round
+ * trip per decision.
  *
  * Each loop thread owns a gw_limiter_t with its own non-blocking Redis
  * connection (mp/redis_loop.h). When Redis is down, slow (no answer within
@@ -34,6 +42,7 @@ typedef struct gw_limiter_shared {
     int timeout_ms;
     int nthreads;
     bool use_redis;        /* false: local buckets only */
+    int64_t lease_ms;      /* lifetime of a batch of tokens taken from Redis (lease.h); 0: one call per decision */
     size_t local_max_keys; /* size of the local table (default 100000) */
     gw_rl_local_t *local;  /* made by gw_limiter_shared_init() */
 } gw_limiter_shared_t;

@@ -32,6 +32,7 @@ typedef struct gw_rl_policy {
     double burst;      /* bucket size */
     gw_rl_key_t key;
     bool enabled;
+    long lease_max;                   /* largest batch a loop thread takes from Redis (lease.h); <= 1: none */
     char rate_arg[32], burst_arg[32]; /* as sent to the Redis script */
     mp_series_t *m_allowed, *m_limited;
 } gw_rl_policy_t;

@@ -16,6 +16,7 @@
 #include "mp/alloc.h"
 #include "mp/log.h"
 #include "gateway.h"
+#include "lease.h"
 
 static const char *const default_origins = "http://localhost:5173,http://127.0.0.1:5173";
 
@@ -158,6 +159,7 @@ void gw_settings_read(gw_t *gw, mp_cfg_t *cfg)
     gw->limiter.prefix = mp_cfg_str(cfg, "gateway.rate_limit.key_prefix", "mp:rl:");
     gw->limiter.use_redis = mp_cfg_bool(cfg, "gateway.rate_limit.redis", true);
     gw->limiter.local_max_keys = (size_t)mp_cfg_int(cfg, "gateway.rate_limit.local_max_keys", 100000, 1000, 100000000);
+    gw->limiter.lease_ms = mp_cfg_duration_ms(cfg, "gateway.rate_limit.lease", 100, 0, 5000);
     const mp_yaml_node_t *groups = mp_cfg_node(cfg, "gateway.rate_limits");
     check_fields(cfg, groups, "gateway.rate_limits", limit_fields);
     size_t ngroups = groups && groups->type == MP_YAML_MAP ? groups->n : 0;
@@ -320,6 +322,7 @@ void gw_settings_bind(gw_t *gw)
         gw_rl_policy_t *lim = &gw->limits[i];
         lim->m_allowed = mp_metric_series(decisions, MP_LABELS(lim->group, "allowed"));
         lim->m_limited = mp_metric_series(decisions, MP_LABELS(lim->group, "limited"));
+        lim->lease_max = gw->limiter.lease_ms > 0 ? gw_lease_max(lim, gw->limiter.lease_ms) : 1;
         mp_series_set(mp_metric_series(rate, MP_LABELS(lim->group)), lim->enabled && gw->rate_limit ? lim->rate : 0);
         mp_series_set(mp_metric_series(burst, MP_LABELS(lim->group)), lim->burst);
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "mp/alloc.h"
 #include "mp/reqctx.h"
+#include "hash.h"
 #include "tokcache.h"
 
 struct gw_tokcache {
@@ -15,23 +16,6 @@ struct gw_tokcache {
     gw_tokcache_entry_t *newest, *oldest;
     uint64_t seed;
 };
-
-/* A seeded 64-bit hash of the token, eight bytes at a time (tokens are hundreds of bytes). */
-static uint64_t hash_of(uint64_t seed, const char *p, size_t len)
-{
-    uint64_t h = seed ^ (len * 0x9E3779B97F4A7C15ULL);
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-        h ^= h >> 29;
-    }
-    uint64_t tail = 0;
-    memcpy(&tail, p + i, len - i);
-    h = (h ^ tail) * 0xC4CEB9FE1A85EC53ULL;
-    return h ^ (h >> 32);
-}
 
 gw_tokcache_t *gw_tokcache_create(size_t max_entries)
 {
@@ -84,7 +68,7 @@ static void lru_push(gw_tokcache_t *c, gw_tokcache_entry_t *e)
 
 gw_tokcache_entry_t *gw_tokcache_find(gw_tokcache_t *c, const char *token, size_t len)
 {
-    uint64_t h = hash_of(c->seed, token, len);
+    uint64_t h = gw_hash64(c->seed, token, len);
     for (gw_tokcache_entry_t *e = c->buckets[h & c->mask]; e; e = e->chain) {
         if (e->hash == h && e->len == len && memcmp(e->token, token, len) == 0) {
             if (c->newest != e) {
@@ -121,7 +105,7 @@ gw_tokcache_entry_t *gw_tokcache_put(gw_tokcache_t *c, const char *token, size_t
     gw_tokcache_entry_t *e = mp_xmalloc(sizeof(*e) + len);
     e->claims = *claims;
     e->revoked_gen = revoked_gen;
-    e->hash = hash_of(c->seed, token, len);
+    e->hash = gw_hash64(c->seed, token, len);
     e->len = len;
     memcpy(e->token, token, len);
     gw_tokcache_entry_t **b = &c->buckets[e->hash & c->mask];

@@ -8,6 +8,11 @@
  *
  * Each limiter runs on a libuv loop of the test's own, as on a gateway loop
  * thread. Keys are prefixed t_<pid>: and expire on their own.
+ *
+ * With leases (lease.h), a loose limit is taken from Redis in batches: two
+ * replicas still share one bucket (never more than it gives out), far fewer
+ * calls reach Redis, requests queued on one lease share its calls, and a
+ * queued request that is cancelled is never answered.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +29,7 @@
 #include <cmocka.h>
 #include "mp/cache.h"
 #include "mp/metrics.h"
+#include "services/gateway/lease.h"
 #include "services/gateway/limiter.h"
 #include "integration/testenv.h"
 
@@ -174,6 +180,108 @@ static void test_limiter_decides_in_redis_shared_by_replicas(void **state)
     gw_limiter_shared_dispose(&shared);
 }
 
+/* calls of EVALSHA Redis has answered so far */
+static long evalsha_calls(mp_cache_t *c)
+{
+    redisReply *r = NULL;
+    assert_int_equal(mp_cache_cmd(&r, c, "INFO commandstats"), MP_OK);
+    const char *at = strstr(r->str, "cmdstat_evalsha:calls=");
+    long n = at ? atol(at + strlen("cmdstat_evalsha:calls=")) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+static void test_limiter_leases_share_one_bucket_in_batches(void **state)
+{
+    replica_t a, b;
+    shared_init(MP_TEST_REDIS_URL(), 2000, 2);
+    shared.lease_ms = 100;
+    replica_start(&a);
+    replica_start(&b);
+    wait_ready(&a.loop, a.l);
+    wait_ready(&b.loop, b.l);
+    mp_cache_t *c = NULL;
+    assert_int_equal(mp_cache_create(&c, &(mp_cache_opts_t){.url = MP_TEST_REDIS_URL()}), MP_OK);
+    gw_rl_policy_t p = policy("leased", "100/s", "200");
+    p.lease_max = gw_lease_max(&p, shared.lease_ms);
+    assert_int_equal(p.lease_max, 10);
+    long calls0 = evalsha_calls(c);
+    int allowed = 0, redis = 0;
+    gw_rl_result_t last_refusal = {0};
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 400; i++) {
+        bool via;
+        gw_rl_result_t r = decide(i % 2 ? &a.loop : &b.loop, i % 2 ? a.l : b.l, &p, "u:lessee", &via);
+        allowed += r.allowed;
+        redis += via;
+        assert_int_equal(r.limit, 200);
+        if (!r.allowed)
+            last_refusal = r;
+    }
+    double elapsed = (double)(mono_ms() - t0) / 1000.0;
+    /* one bucket for both: never more than it gave out (burst + refill), and no less than the burst minus what the
+     * two replicas may still hold in leases */
+    assert_true(allowed <= 200 + 100 * elapsed + 1);
+    assert_true(allowed >= 200 - 2 * 10);
+    assert_true(last_refusal.retry_after_s >= 1);
+    assert_int_equal(last_refusal.remaining, 0);
+    /* in batches: far fewer calls than decisions */
+    long calls = evalsha_calls(c) - calls0;
+    assert_true(redis < 150);
+    assert_true(calls <= redis + 2);
+    mp_cache_destroy(c);
+    replica_stop(&a);
+    replica_stop(&b);
+    gw_limiter_shared_dispose(&shared);
+}
+
+static void test_limiter_requests_queued_on_a_lease_share_its_calls(void **state)
+{
+    replica_t a;
+    shared_init(MP_TEST_REDIS_URL(), 2000, 1);
+    shared.lease_ms = 1000;
+    replica_start(&a);
+    wait_ready(&a.loop, a.l);
+    mp_cache_t *c = NULL;
+    assert_int_equal(mp_cache_create(&c, &(mp_cache_opts_t){.url = MP_TEST_REDIS_URL()}), MP_OK);
+    gw_rl_policy_t p = policy("queued", "1000/s", "1000");
+    p.lease_max = gw_lease_max(&p, shared.lease_ms);
+    long calls0 = evalsha_calls(c);
+    /* eight requests of one client arrive before Redis answers anything: they queue on one lease */
+    outcome_t o[8];
+    gw_limit_wait_t *w[8];
+    memset(o, 0, sizeof(o));
+    for (int i = 0; i < 8; i++)
+        assert_false(gw_limiter_check(&o[i].res, &w[i], a.l, &p, "u:queue", on_decision, &o[i]));
+    gw_limiter_cancel(a.l, w[3]); /* its client went away: never answered, the others still are */
+    int64_t until = mono_ms() + 5000;
+    for (bool done = false; !done && mono_ms() < until;) {
+        uv_run(&a.loop, UV_RUN_ONCE);
+        done = true;
+        for (int i = 0; i < 8; i++)
+            done &= i == 3 || o[i].done;
+    }
+    for (int i = 0; i < 8; i++) {
+        assert_true(o[i].done == (i != 3));
+        assert_true(i == 3 || o[i].res.allowed);
+    }
+    /* leases of 1, 2 and 4 tokens: three calls for seven requests */
+    long calls = evalsha_calls(c) - calls0;
+    assert_true(calls <= 3);
+    /* the next lease is of 8: one call, then seven requests from it */
+    bool via;
+    gw_rl_result_t r = decide(&a.loop, a.l, &p, "u:queue", &via);
+    assert_true(r.allowed && via);
+    for (int i = 0; i < 7; i++) {
+        r = decide(&a.loop, a.l, &p, "u:queue", &via);
+        assert_true(r.allowed && !via);
+    }
+    assert_true(r.remaining > 900 && r.remaining < 1000);
+    mp_cache_destroy(c);
+    replica_stop(&a);
+    gw_limiter_shared_dispose(&shared);
+}
+
 /* A port where something accepts connections and never answers. */
 static int silent_port(int *fd)
 {
@@ -227,6 +335,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_limiter_decides_in_redis_shared_by_replicas),
         cmocka_unit_test(test_limiter_silent_or_missing_redis_decides_locally),
+        cmocka_unit_test(test_limiter_leases_share_one_bucket_in_batches),
+        cmocka_unit_test(test_limiter_requests_queued_on_a_lease_share_its_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
