@@ -97,6 +97,28 @@ def bench_rest(st, binary: str, tmp: str, args, policies: bool, env: dict | None
         mp.stop()
 
 
+# (name, path under /bff/web/ for moonport and /bff/real/ for Node)
+REAL_ROUTES = (("home", "home"), ("search", "search?q=lamp"))
+
+
+def real_setup(mp: Moonport) -> str:
+    """Seeds the catalogue, registers a user with one order; returns the user's access token."""
+    r = mp.run("seed", timeout=600)
+    assert r.returncode == 0, r.stderr
+    c = Client(mp.url)
+    email = f"bench-{time.time_ns()}@example.com"
+    r = c.post("/v1/auth/register", {"email": email, "password": "bench-password-42", "display_name": "Bench"})
+    assert r.status == 201, r.body
+    token = c.post("/v1/auth/login", {"email": email, "password": "bench-password-42"}).json["access_token"]
+    product = c.get("/v1/products?limit=1").json["items"][0]["id"]
+    r = c.post("/v1/orders", {"items": [{"product_id": product, "quantity": 1}], "payment_token": "tok_ok"},
+               token=token, headers={"Idempotency-Key": f"bench-{time.time_ns()}"})
+    assert r.status == 201, r.body
+    home = c.get("/bff/web/home", token=token)
+    assert home.status == 200 and home.json["featured"] and home.json["recent_orders"], home.body
+    return token
+
+
 def peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -184,6 +206,19 @@ def main() -> int:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+        # the whole platform with its real services behind the shipped web BFF (scripts/lua/web)
+        full = Moonport(st, binary, log_level="warn",
+                        extra_config="bff:\n  hot_reload: false\n  server_timing: false\n")
+        full.start()
+        procs.append(full)
+        token = real_setup(full)
+        for name, path in REAL_ROUTES:
+            url = f"{full.url}/bff/web/{path}"
+            wrk(url, 2, args.connections, [f"Authorization: Bearer {token}"])
+            print(f"moonport, real services: {name}", flush=True)
+            results[f"moonport_real_{name}"] = wrk(url, args.seconds, args.connections,
+                                                   [f"Authorization: Bearer {token}"])
+
         port = stacklib.free_port()
         node = subprocess.Popen(["node", os.path.join(ROOT, "bench", "node", "bff.js")],
                                 env={**os.environ, "NATS_URL": nats_url, "PORT": str(port)}, stdout=subprocess.PIPE,
@@ -195,6 +230,11 @@ def main() -> int:
             wrk(url, 2, args.connections)
             print(f"node: {route}", flush=True)
             results[f"node_{route}"] = wrk(url, args.seconds, args.connections)
+        for name, path in REAL_ROUTES:
+            url = f"http://127.0.0.1:{port}/bff/real/{path}"
+            wrk(url, 2, args.connections, [f"Authorization: Bearer {token}"])
+            print(f"node, real services: {name}", flush=True)
+            results[f"node_real_{name}"] = wrk(url, args.seconds, args.connections, [f"Authorization: Bearer {token}"])
         results["node_rss_mb"] = peak_rss_mb(node.pid)
     finally:
         for p in procs:
@@ -220,17 +260,27 @@ def report(r: dict, args) -> None:
         "one_vs_ceiling": one["rps"] / ceiling if ceiling else 0,
         "rest_on_vs_off": r["rest_on"]["rps"] / r["rest_off"]["rps"] if r["rest_off"]["rps"] else 0,
     }
+    for name, _ in REAL_ROUTES:
+        m, n = r[f"moonport_real_{name}"], r[f"node_real_{name}"]
+        ratios[f"real_{name}_vs_node"] = m["rps"] / n["rps"] if n["rps"] else 0
     rows = [
         ("moonport Lua BFF", "home (4 parallel calls)", home),
         ("Node.js BFF (fastify + nats)", "home (4 parallel calls)", nhome),
         ("moonport Lua BFF", "one call", one),
         ("Node.js BFF (fastify + nats)", "one call", none),
+        ("moonport Lua BFF, real services", "GET /bff/web/home (4 calls, JWT)", r["moonport_real_home"]),
+        ("Node.js BFF, real services", "the same home (4 calls)", r["node_real_home"]),
+        ("moonport Lua BFF, real services", "GET /bff/web/search?q=lamp (1 call)", r["moonport_real_search"]),
+        ("Node.js BFF, real services", "the same search (1 call)", r["node_real_search"]),
         ("moonport gateway, REST, every policy on", "GET /v1/bench/items/{id} (one call)", r["rest_on"]),
         ("moonport gateway, REST, every policy off", "GET /v1/bench/items/{id} (one call)", r["rest_off"]),
     ]
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; wrk with 1 thread and "
              f"{args.connections} connections for {args.seconds} s per row; every contender against the same "
-             "nats-server and the same echo responders (~1 KB JSON replies).", "",
+             "nats-server and the same echo responders (~1 KB JSON replies), or the same real services (Postgres "
+             "and Redis behind them; seeded catalogue, one user with one order). Against the real services the Node "
+             "peer reads the caller from the token without checking its signature (moonport verifies it) and caches "
+             "the featured list for 30 s as the Lua script does.", "",
              "| contender | route | requests/s | p50 | p99 | non-2xx |", "|---|---|---:|---:|---:|---:|"]
     for who, route, x in rows:
         lines.append(f"| {who} | {route} | {x['rps']:.0f} | {x['p50_ms']:.2f} ms | {x['p99_ms']:.2f} ms | "
@@ -245,6 +295,8 @@ def report(r: dict, args) -> None:
               "at least 70% |",
               f"| one call: moonport / Node throughput | {ratios['one_vs_node_rps']:.2f}x | |",
               f"| one call: moonport / ceiling | {ratios['one_vs_ceiling'] * 100:.0f}% | |",
+              f"| real services, home: moonport / Node throughput | {ratios['real_home_vs_node']:.2f}x | |",
+              f"| real services, search: moonport / Node throughput | {ratios['real_search_vs_node']:.2f}x | |",
               f"| REST: policies on / policies off throughput | {ratios['rest_on_vs_off'] * 100:.0f}% | "
               "at least 85% |", "",
               f"Peak resident memory during the run: moonport {r['moonport_rss_mb']:.0f} MiB, "
