@@ -82,10 +82,15 @@ static mp_status_t run_query(mp_db_res_t **res, mp_svc_t *svc, const char *sql, 
     mp_status_t st = mp_db_acquire(&db, mp_svc_db(svc), 2000);
     if (st != MP_OK)
         return st;
-    /* the <% operator reads its threshold from this setting; LOCAL keeps it to this transaction */
+    /* the <% operator reads its threshold from this setting; LOCAL keeps both to this transaction. The planner
+     * prices the trigram filter like a cheap comparison and picks a sequential scan that runs word_similarity on
+     * every row: on the seeded 2,400 products 7.4 ms, against 1.6 ms for the OR of the two GIN indexes (a gap that
+     * grows with the catalogue). Search always has both indexes to use, so sequential scans are off for it. */
     if (search && (st = mp_db_begin(db)) == MP_OK)
-        st = mp_db_exec(NULL, db, "SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)", 1,
-                        MP_DB_PARAMS(WORD_SIMILARITY));
+        st = mp_db_exec(NULL, db,
+                        "SELECT set_config('pg_trgm.word_similarity_threshold', $1, true), "
+                        "set_config('enable_seqscan', 'off', true)",
+                        1, MP_DB_PARAMS(WORD_SIMILARITY));
     if (st == MP_OK)
         st = mp_db_exec(res, db, sql, 6, params);
     if (st == MP_OK && search)
