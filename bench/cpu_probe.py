@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""CPU time moonport spends per BFF request, a figure that holds on a shared machine.
+
+`make bench` reports requests/s, which moves with whatever else runs on the
+machine. This probe measures what moonport itself costs: it starts the same
+setup as bench/run.py (a throwaway stack, mp-echo answering ~1 KB JSON, a
+gateway serving bench/lua with server timing off), drives each route with wrk
+at a fixed number of connections, and reads the moonport process's
+utime + stime from /proc/<pid>/stat (all threads) before and after each run:
+
+    CPU µs per request = (Δutime + Δstime) / requests completed
+
+The same delta from /proc/<pid>/task/*/schedstat (nanosecond run time) is
+printed next to it. Each route is measured --repeat times; the lowest figure
+is the one to quote (noise from a busy machine only ever adds).
+
+    python3 bench/cpu_probe.py --build build-bench                  # home and one
+    python3 bench/cpu_probe.py --routes home --perf /tmp/home.data  # plus a perf profile of one run
+    perf report -i /tmp/home.data --no-children --sort symbol
+
+Build the binary optimised (`make bench` builds build-bench with
+RelWithDebInfo); a Debug build measures the compiler's -O0, not the code.
+"""
+from __future__ import annotations
+
+import argparse, os, re, signal, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run as benchrun  # noqa: E402  (its sys.path setup gives us the harness too)
+from run import ROOT, stacklib, Moonport  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+
+
+def run_ns(pid: int) -> int:
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def drive(url: str, seconds: int, connections: int) -> int:
+    """Runs wrk; returns the number of completed requests (all must be 2xx)."""
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], capture_output=True, text=True,
+                         timeout=seconds + 60).stdout
+    m = re.search(r"(\d+) requests in", out)
+    if not m:
+        raise RuntimeError(f"wrk said:\n{out}")
+    if "Non-2xx" in out:
+        raise RuntimeError(f"non-2xx answers:\n{out}")
+    return int(m.group(1))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
+    ap.add_argument("--routes", default="home,one", help="comma-separated routes of bench/lua/bench")
+    ap.add_argument("--seconds", type=int, default=5, help="per measured run")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--perf", help="also record `perf record -g` of one extra run of the first route to this file")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    benchrun.check_optimised(build)
+
+    st = stacklib.temp_stack()
+    st.start()
+    echo = mp = None
+    try:
+        nats_url = {**os.environ, **st.env()}["MP_TEST_NATS_URL"]
+        echo = subprocess.Popen([os.path.join(build, "tests", "mp-echo"), "--nats", nats_url, "--inline", "--bytes",
+                                 "1000"], stdout=subprocess.PIPE, text=True)
+        assert "ready" in echo.stdout.readline()
+        mp = Moonport(st, os.path.join(build, "moonport"), roles="gateway", log_level="warn",
+                      extra_config=f"bff:\n  scripts_dir: {os.path.join(ROOT, 'bench', 'lua')}\n"
+                                   "  hot_reload: false\n  server_timing: false\n")
+        mp.start()
+        pid = mp.proc.pid
+        for route in args.routes.split(","):
+            url = f"{mp.url}/bff/bench/{route}"
+            drive(url, 2, args.connections)  # warm-up: connections, caches, the allocator's arenas
+            best = None
+            for i in range(args.repeat):
+                t0, n0 = cpu_ticks(pid), run_ns(pid)
+                reqs = drive(url, args.seconds, args.connections)
+                t1, n1 = cpu_ticks(pid), run_ns(pid)
+                us = (t1 - t0) / TICK * 1e6 / reqs
+                us_ns = (n1 - n0) / 1e3 / reqs
+                print(f"{route}: {reqs} requests in {args.seconds}s ({reqs / args.seconds:.0f}/s), "
+                      f"{us:.1f} µs CPU per request (schedstat: {us_ns:.1f} µs)", flush=True)
+                best = us if best is None else min(best, us)
+            print(f"{route}: best {best:.1f} µs CPU per request", flush=True)
+        if args.perf:
+            route = args.routes.split(",")[0]
+            perf = subprocess.Popen(["perf", "record", "-g", "-o", args.perf, "-p", str(pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            drive(f"{mp.url}/bff/bench/{route}", args.seconds, args.connections)
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+            print(f"perf data of {route}: {args.perf}", flush=True)
+    finally:
+        if mp:
+            mp.stop()
+        if echo:
+            echo.terminate()
+            echo.wait()
+        st.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
