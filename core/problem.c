@@ -156,7 +156,14 @@ void mp_problem_errors_dispose(mp_problem_errors_t *e)
 
 void mp_json_pointer_join(char *out, size_t size, const char *prefix, const char *key)
 {
-    size_t n = (size_t)snprintf(out, size, "%s/", prefix);
+    /* snprintf(out, size, "%s/", prefix) without the formatting machinery: validation joins one per field */
+    size_t plen = strlen(prefix), n = plen + 1;
+    if (n < size) {
+        memmove(out, prefix, plen);
+        out[plen] = '/';
+    } else {
+        memmove(out, prefix, size - 1);
+    }
     const char *p;
     for (p = key; *p && n + 3 < size; p++) {
         if (*p == '~') {

@@ -29,6 +29,7 @@ struct gw_schema {
     bool has_min_len, has_max_len, has_re;
     size_t min_len, max_len;
     regex_t re;
+    gw_pattern_seq_t *seq; /* the direct matcher for `re`, or NULL: regexec() */
     char *pattern;
     int format;
     /* numbers */
@@ -88,6 +89,7 @@ void gw_schema_ctx_destroy(gw_schema_ctx_t *ctx)
         json_decref(s->enumv);
         if (s->has_re)
             regfree(&s->re);
+        free(s->seq);
         free(s->pattern);
         for (size_t i = 0; i < s->nprops; i++)
             free(s->names[i]);
@@ -296,6 +298,7 @@ static bool keyword(gw_schema_ctx_t *ctx, gw_schema_t *s, const char *k, const m
             return false;
         }
         s->has_re = true;
+        s->seq = gw_pattern_seq_compile(v->value);
         s->pattern = mp_xstrdup(v->value);
     } else if (strcmp(k, "minimum") == 0 || strcmp(k, "maximum") == 0 || strcmp(k, "multipleOf") == 0) {
         if (!scalar_number(v, &d) || (k[0] == 'm' && k[1] == 'u' && d <= 0)) {
@@ -592,7 +595,7 @@ static bool check_string(vctx_t *c, const gw_schema_t *s, const json_t *v)
             schema_fail(c, "must be an e-mail address");
         break;
     }
-    if (ok && s->has_re && regexec(&s->re, str, 0, NULL, 0) != 0) {
+    if (ok && s->has_re && !(s->seq ? gw_pattern_seq_match(s->seq, str) : regexec(&s->re, str, 0, NULL, 0) == 0)) {
         schema_fail(c, "must match the pattern %s", s->pattern);
         ok = false;
     }
@@ -741,8 +744,10 @@ static void validate(vctx_t *c, const gw_schema_t *s, const json_t *v)
 size_t gw_schema_validate(const gw_schema_t *s, const json_t *v, const char *pointer, mp_problem_errors_t *errs)
 {
     vctx_t c = {.errs = errs};
-    snprintf(c.ptr, sizeof(c.ptr), "%s", pointer ? pointer : "");
-    c.len = strlen(c.ptr);
+    size_t len = pointer ? strlen(pointer) : 0;
+    c.len = len < sizeof(c.ptr) ? len : sizeof(c.ptr) - 1;
+    memcpy(c.ptr, pointer ? pointer : "", c.len);
+    c.ptr[c.len] = '\0';
     validate(&c, s, v);
     return c.added;
 }

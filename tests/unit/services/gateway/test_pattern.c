@@ -1,7 +1,9 @@
 /*
  * test_pattern.c: unit tests for services/gateway/pattern.c: ECMA-262
  * patterns from API specs translated to POSIX EREs that match the same
- * strings, and refusals for what POSIX cannot express.
+ * strings, and refusals for what POSIX cannot express; and the direct
+ * matcher, checked against regexec() of the same pattern on every string
+ * up to four bytes over an alphabet of the bytes that matter.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -83,6 +85,103 @@ static void test_pattern_refuses_what_posix_cannot_say(void **state)
     assert_non_null(strstr(why, "not a valid regular expression"));
 }
 
+/* Patterns the direct matcher takes: the shapes of api-specs/ and then some. */
+static const char *const seq_patterns[] = {
+    "^[a-z0-9-]{1,64}$",
+    "^[a-z0-9][a-z0-9-]*$",
+    "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    "^[!-~]+$",
+    "^https://",
+    "^[A-Z]{2}-\\d{3,6}$",
+    "^\\d+$",
+    "^\\w*$",
+    "^\\S+$",
+    "^\\s?a$",
+    "^a.b$",
+    "^.*$",
+    "^[^a-c]+$",
+    "^[\\d.]+$",
+    "^a{2,}$",
+    "^a{0,2}b$",
+    "^a+?b$",
+    "^$",
+    "^",
+    "^a\\.b",
+    "^\\.$",
+    "^[a\\-z]$",
+    "^[a-]$",
+    "^[\\^a]$",
+    "^\\tb$",
+    "^[\\s\\w]{2}$",
+    "^\\D\\W$",
+    "^[^\\s@]+@$",
+    "^a{3}$",
+    "^-?\\d{1,3}$",
+    "^[a-c]{1,2}/?$",
+};
+
+/* Patterns it leaves to regexec(): groups, alternation, no leading ^, and greedy passes that could be wrong. */
+static const char *const regexec_patterns[] = {
+    "^(ab)+$",         "^a|b$",  "a+$",     "^a*a$", "^[a-z]+[a-z0-9]*$",
+    "^a?a$",           "^a\\bb", "^a*b?a$", "(?:a)", "^[A-Za-z]{2,3}(-[A-Za-z]{4})?$",
+    "^[/a-c]{1,2}/?$",
+};
+
+static void test_pattern_seq_takes_simple_anchored_patterns_only(void **state)
+{
+    for (size_t i = 0; i < sizeof(seq_patterns) / sizeof(seq_patterns[0]); i++) {
+        gw_pattern_seq_t *q = gw_pattern_seq_compile(seq_patterns[i]);
+        if (q == NULL)
+            fail_msg("%s: not taken", seq_patterns[i]);
+        free(q);
+    }
+    for (size_t i = 0; i < sizeof(regexec_patterns) / sizeof(regexec_patterns[0]); i++) {
+        gw_pattern_seq_t *q = gw_pattern_seq_compile(regexec_patterns[i]);
+        if (q != NULL)
+            fail_msg("%s: taken", regexec_patterns[i]);
+    }
+}
+
+/* The direct matcher and regexec() agree on every string of up to 4 bytes over `alphabet`, and on `extra`. */
+static void assert_same_as_regexec(const char *ecma)
+{
+    static const char alphabet[] = "aAbZ09-_. \n/:h\xc3";
+    static const char *const extra[] = {"https://x", "item-42", "AB-1234", "AB-1234567", "aaaaaaaaaaaaaaaaaaaaaaaaa",
+                                        "x@",        "a.b",     "\t\tb",   "http://"};
+    const size_t k = sizeof(alphabet) - 1;
+    regex_t re;
+    char why[200], s[8];
+    if (!gw_pattern_compile(&re, ecma, why, sizeof(why)))
+        fail_msg("%s refused: %s", ecma, why);
+    gw_pattern_seq_t *q = gw_pattern_seq_compile(ecma);
+    assert_non_null(q);
+    for (size_t len = 0; len <= 4; len++) {
+        size_t total = 1;
+        for (size_t d = 0; d < len; d++)
+            total *= k;
+        for (size_t n = 0; n < total; n++) {
+            size_t v = n;
+            for (size_t d = 0; d < len; d++, v /= k)
+                s[d] = alphabet[v % k];
+            s[len] = '\0';
+            bool want = regexec(&re, s, 0, NULL, 0) == 0;
+            if (gw_pattern_seq_match(q, s) != want)
+                fail_msg("%s on \"%s\": direct %d, regexec %d", ecma, s, !want, want);
+        }
+    }
+    for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+        if (gw_pattern_seq_match(q, extra[i]) != (regexec(&re, extra[i], 0, NULL, 0) == 0))
+            fail_msg("%s on \"%s\": direct and regexec differ", ecma, extra[i]);
+    free(q);
+    regfree(&re);
+}
+
+static void test_pattern_seq_matches_exactly_as_regexec(void **state)
+{
+    for (size_t i = 0; i < sizeof(seq_patterns) / sizeof(seq_patterns[0]); i++)
+        assert_same_as_regexec(seq_patterns[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -90,6 +189,8 @@ int main(void)
         cmocka_unit_test(test_pattern_brackets_reorder_specials),
         cmocka_unit_test(test_pattern_matches_like_ecma),
         cmocka_unit_test(test_pattern_refuses_what_posix_cannot_say),
+        cmocka_unit_test(test_pattern_seq_takes_simple_anchored_patterns_only),
+        cmocka_unit_test(test_pattern_seq_matches_exactly_as_regexec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
