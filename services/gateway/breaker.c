@@ -27,6 +27,9 @@ void gw_breaker_init(gw_breaker_t *b, const gw_breaker_opts_t *o)
     if (b->nbuckets == 0)
         b->nbuckets = 1;
     b->state = GW_CIRCUIT_CLOSED;
+    atomic_init(&b->closed, true);
+    for (size_t i = 0; i < GW_BREAKER_MAX_BUCKETS; i++)
+        atomic_init(&b->buckets[i].epoch_calls, 0);
 }
 
 void gw_breaker_dispose(gw_breaker_t *b)
@@ -40,12 +43,33 @@ static void change(gw_breaker_t *b, gw_circuit_t to, gw_breaker_event_t *ev)
     ev->from = b->state;
     ev->to = to;
     b->state = to;
+    atomic_store(&b->closed, to == GW_CIRCUIT_CLOSED);
 }
 
 static void clear_window(gw_breaker_t *b)
 {
-    for (size_t i = 0; i < b->nbuckets; i++)
-        b->buckets[i] = (gw_bucket_count_t){0};
+    for (size_t i = 0; i < b->nbuckets; i++) {
+        atomic_store(&b->buckets[i].epoch_calls, 0);
+        b->buckets[i].failures = 0;
+    }
+}
+
+static uint64_t epoch_word(int64_t epoch)
+{
+    return (uint64_t)(uint32_t)epoch << 32;
+}
+
+/* Counts a success in the current bucket without the lock; false when the bucket still counts an older second (the
+ * caller then moves it on under the lock). */
+static bool count_success(gw_breaker_t *b, int64_t epoch)
+{
+    gw_bucket_count_t *cur = &b->buckets[epoch % (int64_t)b->nbuckets];
+    uint64_t v = atomic_load_explicit(&cur->epoch_calls, memory_order_relaxed);
+    while ((v & ~(uint64_t)UINT32_MAX) == epoch_word(epoch) && (uint32_t)v != UINT32_MAX)
+        if (atomic_compare_exchange_weak_explicit(&cur->epoch_calls, &v, v + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
 }
 
 static void open_circuit(gw_breaker_t *b, int64_t now_ms, gw_breaker_event_t *ev)
@@ -60,6 +84,8 @@ bool gw_breaker_admit(gw_breaker_t *b, int64_t now_ms, bool *probe, int *retry_a
     bool ok = true;
     *probe = false;
     ev->changed = false;
+    if (atomic_load_explicit(&b->closed, memory_order_relaxed))
+        return true; /* closed: every call goes through, nothing to count yet */
     pthread_mutex_lock(&b->mu);
     if (b->state == GW_CIRCUIT_OPEN && now_ms - b->opened_at >= b->o.cooldown_ms)
         change(b, GW_CIRCUIT_HALF_OPEN, ev);
@@ -85,6 +111,10 @@ bool gw_breaker_admit(gw_breaker_t *b, int64_t now_ms, bool *probe, int *retry_a
 void gw_breaker_record(gw_breaker_t *b, int64_t now_ms, bool probe, bool failed, gw_breaker_event_t *ev)
 {
     ev->changed = false;
+    /* a success while closed only counts: no decision can follow from it */
+    if (!probe && !failed && atomic_load_explicit(&b->closed, memory_order_relaxed) &&
+        count_success(b, now_ms / b->o.bucket_ms))
+        return;
     pthread_mutex_lock(&b->mu);
     if (probe) {
         if (b->state == GW_CIRCUIT_HALF_OPEN) {
@@ -100,15 +130,19 @@ void gw_breaker_record(gw_breaker_t *b, int64_t now_ms, bool probe, bool failed,
         /* calls admitted before the circuit opened count only while it is closed */
         int64_t epoch = now_ms / b->o.bucket_ms;
         gw_bucket_count_t *cur = &b->buckets[epoch % (int64_t)b->nbuckets];
-        if (cur->epoch != epoch)
-            *cur = (gw_bucket_count_t){.epoch = epoch};
-        cur->calls++;
+        /* move the bucket on to this second; successes counted without the lock meanwhile see the new word */
+        if ((atomic_load(&cur->epoch_calls) & ~(uint64_t)UINT32_MAX) != epoch_word(epoch)) {
+            atomic_store(&cur->epoch_calls, epoch_word(epoch));
+            cur->failures = 0;
+        }
+        atomic_fetch_add(&cur->epoch_calls, 1);
         cur->failures += failed;
         if (failed) {
             uint32_t calls = 0, failures = 0;
             for (size_t i = 0; i < b->nbuckets; i++) {
-                if (epoch - b->buckets[i].epoch < (int64_t)b->nbuckets) {
-                    calls += b->buckets[i].calls;
+                uint64_t v = atomic_load(&b->buckets[i].epoch_calls);
+                if (epoch - (int64_t)(v >> 32) < (int64_t)b->nbuckets) {
+                    calls += (uint32_t)v;
                     failures += b->buckets[i].failures;
                 }
             }

@@ -12,16 +12,20 @@
  * that fails opens it again for another cool-down. Calls beyond the probes
  * are refused as if open.
  *
- * A small mutex guards each breaker: the critical sections are a few
- * additions, far cheaper than the call they protect. Transitions are
- * reported to the caller (which logs and exports them), not done silently.
- * Thread-safe; times are monotonic milliseconds passed in, so tests can
- * drive the clock.
+ * The common case takes no lock: while the circuit is closed, admitting a
+ * call is one atomic load, and recording a success one compare-and-swap on
+ * the current bucket's count (its epoch and calls share one 64-bit word, so
+ * a count can never land in a bucket that moved on to a new second). A
+ * small mutex guards everything else: failures, a bucket moving to a new
+ * second, probes and state changes. Transitions are reported to the caller
+ * (which logs and exports them), not done silently. Thread-safe; times are
+ * monotonic milliseconds passed in, so tests can drive the clock.
  */
 #ifndef MP_GW_BREAKER_H
 #define MP_GW_BREAKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,14 +43,15 @@ typedef struct gw_breaker_opts {
 } gw_breaker_opts_t;
 
 typedef struct gw_bucket_count {
-    int64_t epoch; /* which bucket_ms slot of time this counts */
-    uint32_t calls, failures;
+    _Atomic uint64_t epoch_calls; /* which bucket_ms slot of time this counts (high 32 bits) and its calls (low 32) */
+    uint32_t failures;            /* under the mutex */
 } gw_bucket_count_t;
 
 typedef struct gw_breaker {
     pthread_mutex_t mu;
     gw_breaker_opts_t o;
     gw_circuit_t state;
+    atomic_bool closed; /* state == GW_CIRCUIT_CLOSED, for the lock-free path */
     int64_t opened_at;
     int probes_out, probes_ok;
     size_t nbuckets;

@@ -2,7 +2,8 @@
  * test_breaker.c: unit tests for services/gateway/breaker.c: the circuit
  * state machine driven by a test clock: when it opens (share of failures,
  * minimum calls, rolling window), what an open circuit answers, and how
- * half-open probes close or reopen it.
+ * half-open probes close or reopen it; and that successes counted from
+ * many threads at once (without the lock) are all counted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include "services/gateway/breaker.c"
 
 static const gw_breaker_opts_t opts = {
@@ -164,6 +166,39 @@ static void test_breaker_late_outcomes_do_not_count_while_open(void **state)
     gw_breaker_dispose(&b);
 }
 
+typedef struct hammer {
+    gw_breaker_t *b;
+    int64_t t;
+} hammer_t;
+
+static void *succeed_many(void *arg)
+{
+    hammer_t *h = arg;
+    for (int i = 0; i < 20000; i++) /* spread over three seconds: buckets move on while others count */
+        call(h->b, h->t + i % 3000, false);
+    return NULL;
+}
+
+static void test_breaker_counts_every_success_from_many_threads(void **state)
+{
+    /* successes while closed are counted without the lock: none may be lost, or the share of failures is wrong */
+    gw_breaker_t b;
+    gw_breaker_init(&b, &opts);
+    hammer_t h = {&b, 200000};
+    pthread_t tid[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&tid[i], NULL, succeed_many, &h);
+    for (int i = 0; i < 4; i++)
+        pthread_join(tid[i], NULL);
+    /* 80000 successes in the window: it opens at exactly as many failures, not one before */
+    for (int i = 0; i < 79999; i++)
+        assert_false(call(&b, 202999, true).changed);
+    gw_breaker_event_t ev = call(&b, 202999, true);
+    assert_true(ev.changed);
+    assert_int_equal(ev.calls, 160000);
+    gw_breaker_dispose(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_breaker_failed_probe_reopens),
         cmocka_unit_test(test_breaker_abandoned_probe_frees_its_slot),
         cmocka_unit_test(test_breaker_late_outcomes_do_not_count_while_open),
+        cmocka_unit_test(test_breaker_counts_every_success_from_many_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
