@@ -69,7 +69,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=5, help="per measured run")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--perf", help="also record `perf record -g` of one extra run of the first route to this file")
+    ap.add_argument("--perf", help="also record a perf profile of one more run of the first route into this file")
+    ap.add_argument("--call-graph", default="fp", help="perf's --call-graph (fp, dwarf, lbr)")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     benchrun.check_optimised(build)
@@ -103,7 +104,7 @@ def main() -> int:
             print(f"{route}: best {best:.1f} µs CPU per request", flush=True)
         if args.perf:
             route = args.routes.split(",")[0]
-            perf = subprocess.Popen(["perf", "record", "-g", "-o", args.perf, "-p", str(pid)],
+            perf = subprocess.Popen(["perf", "record", "--call-graph", args.call_graph, "-o", args.perf, "-p", str(pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             drive(f"{mp.url}/bff/bench/{route}", args.seconds, args.connections)

@@ -166,8 +166,9 @@ bool bff_json_encode(lua_State *L, int idx, mp_buf_t *out, char *err, size_t err
 bool bff_json_valid(const char *text, size_t len);
 /* The value of the four hex digits at p (a \uXXXX escape), or -1. */
 int bff_json_hex4(const char *p);
-/** Pushes a reply body (validated): objects and arrays as lazy views, scalars decoded. */
-void bff_view_push_reply(lua_State *L, const char *body, size_t len);
+/** Validates a reply body and pushes it: objects and arrays as lazy views, scalars decoded. Returns false (nothing
+ *  pushed) when it is not one valid JSON value (bff_json_valid). */
+bool bff_view_push_reply(lua_State *L, const char *body, size_t len);
 /** 0: not a view; 1: a view whose bytes are *p, *len; 2: a materialized view, its table pushed. */
 int bff_view_kind(lua_State *L, int idx, const char **p, size_t *len);
 bool bff_is_view(lua_State *L, int idx);

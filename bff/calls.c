@@ -461,13 +461,11 @@ static int l_result(lua_State *L)
         return c->optional ? use_fallback(L, c) : raise_failure(L, c);
     if (c->len == 0) {
         lua_pushnil(L);
-    } else if (!bff_json_valid(c->body, c->len)) {
+    } else if (!bff_view_push_reply(L, c->body, c->len)) { /* decoded field by field, as the script reads it */
         mp_log_kv(MP_LOG_WARN, &(mp_log_ctx_t){c->r->rc.request_id, c->r->rc.trace_id}, "service reply is not JSON",
                   "subject", c->subject, NULL);
         c->status = 502;
         return c->optional ? use_fallback(L, c) : raise_failure(L, c);
-    } else {
-        bff_view_push_reply(L, c->body, c->len); /* decoded field by field, only as the script reads it */
     }
     lua_pushvalue(L, -1);
     c->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);

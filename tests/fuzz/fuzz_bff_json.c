@@ -172,7 +172,8 @@ static void check_view(const char *text, size_t size, int decoded)
     while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
         e--;
     bool object = *p == '{';
-    bff_view_push_reply(L, text, size);
+    if (!bff_view_push_reply(L, text, size))
+        die("a valid value was refused as a reply", NULL, size);
     int v = lua_gettop(L);
     if (!bff_is_view(L, v) || bff_view_kind(L, v, &raw, &rawlen) != 1)
         die("an object or array did not become a view", NULL, size);
