@@ -140,3 +140,17 @@ char *mp_buf_steal(mp_buf_t *b)
     b->len = b->cap = 0;
     return p;
 }
+
+size_t mp_u64_dec(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0, i = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        out[i++] = tmp[--n];
+    out[i] = '\0';
+    return i;
+}

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mp/alloc.h"
+#include "mp/buf.h"
 #include "mp/bus_loop.h"
 #include "mp/natsio.h"
 #include "mp/reqctx.h"
@@ -314,7 +315,7 @@ mp_status_t mp_bus_call_async(uint64_t *id, mp_bus_loop_t *bl, const mp_bus_call
         timeout = call->ctx.deadline_ms - now;
     if (timeout <= 0)
         return mp_err_set(MP_ETIMEDOUT, "deadline passed before calling %s", call->subject);
-    snprintf(deadline, sizeof(deadline), "%" PRId64, call->ctx.deadline_ms > 0 ? call->ctx.deadline_ms : now + timeout);
+    mp_u64_dec(deadline, (uint64_t)(call->ctx.deadline_ms > 0 ? call->ctx.deadline_ms : now + timeout));
     hdrs[n++] = (mp_bus_hdr_t){MP_HDR_REQUEST_ID, call->ctx.request_id};
     hdrs[n++] = (mp_bus_hdr_t){MP_HDR_TRACEPARENT, call->ctx.traceparent};
     hdrs[n++] = (mp_bus_hdr_t){MP_HDR_AUTH_SUB, call->ctx.auth_sub};
@@ -324,7 +325,9 @@ mp_status_t mp_bus_call_async(uint64_t *id, mp_bus_loop_t *bl, const mp_bus_call
         hdrs[n++] = call->extra[i];
 
     uint64_t seq = bl->next_seq++;
-    snprintf(reply_to, sizeof(reply_to), "%s.%" PRIu64, bl->inbox, seq);
+    memcpy(reply_to, bl->inbox, bl->inbox_len); /* "<inbox>.<seq>", without snprintf on the hot path */
+    reply_to[bl->inbox_len] = '.';
+    mp_u64_dec(reply_to + bl->inbox_len + 1, seq);
     mp_status_t st = mp_natsio_publish(bl->io, call->subject, reply_to, hdrs, n, call->body, call->len);
     if (st != MP_OK)
         return st;

@@ -122,40 +122,68 @@ static void send_connect(mp_natsio_t *n)
     n->state = S_AWAIT_PONG;
 }
 
-static bool clean(const char *s)
+/* The length of `s` when it holds none of the bytes in `bad`, else -1 (also for NULL). */
+static long length_without(const char *s, const char *bad)
 {
-    return s && !strpbrk(s, "\r\n");
+    if (s == NULL)
+        return -1;
+    size_t n = strcspn(s, bad);
+    return s[n] ? -1 : (long)n;
 }
 
+/* Appends n bytes at *p. */
+static void put(char **p, const char *s, size_t n)
+{
+    memcpy(*p, s, n);
+    *p += n;
+}
+
+/* Built with memcpy, not snprintf: publishing is on every call's path (four times per home screen). */
 mp_status_t mp_natsio_publish(mp_natsio_t *n, const char *subject, const char *reply, const mp_bus_hdr_t *hdrs,
                               size_t nhdrs, const void *data, size_t len)
 {
-    char hb[2048];
-    size_t hl = 0;
+    char hb[2048], *h = hb;
     if (n->state != S_READY)
         return mp_err_set(MP_EUNAVAIL, "nats: not connected");
-    if (!clean(subject) || strchr(subject, ' ') || (reply && (!clean(reply) || strchr(reply, ' '))))
+    long sl = length_without(subject, " \r\n"), rl = reply ? length_without(reply, " \r\n") : 0;
+    if (sl < 0 || rl < 0)
         return mp_err_set(MP_EINVAL, "nats: bad subject");
-    hl = (size_t)snprintf(hb, sizeof(hb), "NATS/1.0\r\n");
+    put(&h, "NATS/1.0\r\n", 10);
     for (size_t i = 0; i < nhdrs; i++) {
-        if (!clean(hdrs[i].name) || !clean(hdrs[i].value) || !*hdrs[i].value)
+        long nl = length_without(hdrs[i].name, "\r\n"), vl = length_without(hdrs[i].value, "\r\n");
+        if (nl < 0 || vl <= 0)
             continue;
-        int w = snprintf(hb + hl, sizeof(hb) - hl, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
-        if (w < 0 || (size_t)w >= sizeof(hb) - hl - 2)
+        size_t hl = (size_t)(h - hb);
+        if ((size_t)(nl + vl) + 4 >= sizeof(hb) - hl - 2)
             return mp_err_set(MP_ETOOBIG, "nats: headers too large");
-        hl += (size_t)w;
+        put(&h, hdrs[i].name, (size_t)nl);
+        put(&h, ": ", 2);
+        put(&h, hdrs[i].value, (size_t)vl);
+        put(&h, "\r\n", 2);
     }
-    hb[hl++] = '\r';
-    hb[hl++] = '\n';
+    put(&h, "\r\n", 2);
+    size_t hl = (size_t)(h - hb);
     if (n->max_payload && hl + len > n->max_payload)
         return mp_err_set(MP_ETOOBIG, "nats: message larger than the server's max_payload");
-    char line[512];
-    int ll = reply ? snprintf(line, sizeof(line), "HPUB %s %s %zu %zu\r\n", subject, reply, hl, hl + len)
-                   : snprintf(line, sizeof(line), "HPUB %s %zu %zu\r\n", subject, hl, hl + len);
-    if (ll < 0 || (size_t)ll >= sizeof(line))
+    /* HPUB <subject> [reply] <header bytes> <total bytes> */
+    char line[512], hls[21], tls[21], *l = line;
+    size_t hn = mp_u64_dec(hls, hl), tn = mp_u64_dec(tls, hl + len);
+    size_t ll = 5 + (size_t)sl + (reply ? 1 + (size_t)rl : 0) + 1 + hn + 1 + tn + 2;
+    if (ll >= sizeof(line))
         return mp_err_set(MP_EINVAL, "nats: subject too long");
-    mp_buf_reserve(&n->out, (size_t)ll + hl + len + 2);
-    queue(n, line, (size_t)ll);
+    put(&l, "HPUB ", 5);
+    put(&l, subject, (size_t)sl);
+    if (reply) {
+        put(&l, " ", 1);
+        put(&l, reply, (size_t)rl);
+    }
+    put(&l, " ", 1);
+    put(&l, hls, hn);
+    put(&l, " ", 1);
+    put(&l, tls, tn);
+    put(&l, "\r\n", 2);
+    mp_buf_reserve(&n->out, ll + hl + len + 2);
+    queue(n, line, ll);
     queue(n, hb, hl);
     if (len)
         queue(n, data, len);

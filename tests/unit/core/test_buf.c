@@ -217,6 +217,18 @@ static void test_buf_json_escape_every_byte_is_valid_json(void **state)
     }
 }
 
+static void test_u64_dec_matches_printf(void **state)
+{
+    (void)state;
+    const uint64_t cases[] = {0, 7, 10, 99, 100, 1733000000000ull, 18446744073709551615ull};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char got[21], want[32];
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)cases[i]);
+        assert_int_equal(mp_u64_dec(got, cases[i]), strlen(want));
+        assert_string_equal(got, want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_buf_json_escape_keeps_valid_utf8),
         cmocka_unit_test(test_buf_json_escape_replaces_invalid_utf8),
         cmocka_unit_test(test_buf_json_escape_every_byte_is_valid_json),
+        cmocka_unit_test(test_u64_dec_matches_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
