@@ -15,6 +15,7 @@ printed next to it. Each route is measured --repeat times; the lowest figure
 is the one to quote (noise from a busy machine only ever adds).
 
     python3 bench/cpu_probe.py --build build-bench                  # home and one
+    python3 bench/cpu_probe.py --build build-a,build-b --repeat 5   # A/B: two builds in turns, same load
     python3 bench/cpu_probe.py --routes home --perf /tmp/home.data  # plus a perf profile of one run
     perf report -i /tmp/home.data --no-children --sort symbol
 
@@ -62,9 +63,18 @@ def drive(url: str, seconds: int, connections: int) -> int:
     return int(m.group(1))
 
 
+def measure(pid: int, url: str, seconds: int, connections: int) -> tuple[int, float, float]:
+    """One wrk run: (requests, µs of CPU per request from /proc/<pid>/stat, the same from schedstat)."""
+    t0, n0 = cpu_ticks(pid), run_ns(pid)
+    reqs = drive(url, seconds, connections)
+    t1, n1 = cpu_ticks(pid), run_ns(pid)
+    return reqs, (t1 - t0) / TICK * 1e6 / reqs, (n1 - n0) / 1e3 / reqs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"),
+                    help="build tree; several, comma-separated, are measured in turns (A/B under the same load)")
     ap.add_argument("--routes", default="home,one", help="comma-separated routes of bench/lua/bench")
     ap.add_argument("--seconds", type=int, default=5, help="per measured run")
     ap.add_argument("--connections", type=int, default=64)
@@ -72,47 +82,52 @@ def main() -> int:
     ap.add_argument("--perf", help="also record a perf profile of one more run of the first route into this file")
     ap.add_argument("--call-graph", default="fp", help="perf's --call-graph (fp, dwarf, lbr)")
     args = ap.parse_args()
-    build = os.path.abspath(args.build)
-    benchrun.check_optimised(build)
+    builds = [os.path.abspath(b) for b in args.build.split(",")]
+    for b in builds:
+        benchrun.check_optimised(b)
 
     st = stacklib.temp_stack()
     st.start()
-    echo = mp = None
+    echo, mps = None, []
     try:
         nats_url = {**os.environ, **st.env()}["MP_TEST_NATS_URL"]
-        echo = subprocess.Popen([os.path.join(build, "tests", "mp-echo"), "--nats", nats_url, "--inline", "--bytes",
-                                 "1000"], stdout=subprocess.PIPE, text=True)
+        echo = subprocess.Popen([os.path.join(builds[0], "tests", "mp-echo"), "--nats", nats_url, "--inline",
+                                 "--bytes", "1000"], stdout=subprocess.PIPE, text=True)
         assert "ready" in echo.stdout.readline()
-        mp = Moonport(st, os.path.join(build, "moonport"), roles="gateway", log_level="warn",
-                      extra_config=f"bff:\n  scripts_dir: {os.path.join(ROOT, 'bench', 'lua')}\n"
-                                   "  hot_reload: false\n  server_timing: false\n")
-        mp.start()
-        pid = mp.proc.pid
+        for b in builds:
+            mp = Moonport(st, os.path.join(b, "moonport"), roles="gateway", log_level="warn",
+                          extra_config=f"bff:\n  scripts_dir: {os.path.join(ROOT, 'bench', 'lua')}\n"
+                                       "  hot_reload: false\n  server_timing: false\n")
+            mps.append(mp)
+            mp.start()
+        name = {mp: os.path.basename(b) for mp, b in zip(mps, builds)} if len(builds) > 1 else {mps[0]: ""}
         for route in args.routes.split(","):
-            url = f"{mp.url}/bff/bench/{route}"
-            drive(url, 2, args.connections)  # warm-up: connections, caches, the allocator's arenas
-            best = None
-            for i in range(args.repeat):
-                t0, n0 = cpu_ticks(pid), run_ns(pid)
-                reqs = drive(url, args.seconds, args.connections)
-                t1, n1 = cpu_ticks(pid), run_ns(pid)
-                us = (t1 - t0) / TICK * 1e6 / reqs
-                us_ns = (n1 - n0) / 1e3 / reqs
-                print(f"{route}: {reqs} requests in {args.seconds}s ({reqs / args.seconds:.0f}/s), "
-                      f"{us:.1f} µs CPU per request (schedstat: {us_ns:.1f} µs)", flush=True)
-                best = us if best is None else min(best, us)
-            print(f"{route}: best {best:.1f} µs CPU per request", flush=True)
+            runs = {mp: [] for mp in mps}
+            for mp in mps:
+                drive(f"{mp.url}/bff/bench/{route}", 2, args.connections)  # warm-up: connections, caches, arenas
+            for _ in range(args.repeat):
+                for mp in mps:
+                    reqs, us, us_ns = measure(mp.proc.pid, f"{mp.url}/bff/bench/{route}", args.seconds,
+                                              args.connections)
+                    runs[mp].append(us)
+                    print(f"{route}{' ' + name[mp] if name[mp] else ''}: {reqs} requests in {args.seconds}s "
+                          f"({reqs / args.seconds:.0f}/s), {us:.1f} µs CPU per request (schedstat: {us_ns:.1f} µs)",
+                          flush=True)
+            for mp in mps:
+                r = sorted(runs[mp])
+                print(f"{route}{' ' + name[mp] if name[mp] else ''}: best {r[0]:.1f} µs CPU per request "
+                      f"(median {r[len(r) // 2]:.1f})", flush=True)
         if args.perf:
-            route = args.routes.split(",")[0]
-            perf = subprocess.Popen(["perf", "record", "--call-graph", args.call_graph, "-o", args.perf, "-p", str(pid)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            route, mp = args.routes.split(",")[0], mps[0]
+            perf = subprocess.Popen(["perf", "record", "--call-graph", args.call_graph, "-o", args.perf, "-p",
+                                     str(mp.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             drive(f"{mp.url}/bff/bench/{route}", args.seconds, args.connections)
             perf.send_signal(signal.SIGINT)
             perf.wait()
             print(f"perf data of {route}: {args.perf}", flush=True)
     finally:
-        if mp:
+        for mp in mps:
             mp.stop()
         if echo:
             echo.terminate()
