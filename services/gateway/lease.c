@@ -65,7 +65,8 @@ static uint64_t hash_of(const gw_lease_table_t *t, const gw_rl_policy_t *p, cons
 
 static bool idle(const gw_lease_t *l, int64_t now_ms)
 {
-    return !l->fetching && l->waiters.next == &l->waiters && now_ms >= l->expires_ms && now_ms >= l->refused_until;
+    return !l->fetching && !l->serving && l->waiters.next == &l->waiters && now_ms >= l->expires_ms &&
+           now_ms >= l->refused_until;
 }
 
 /* Forgets every lease nobody uses (expired, not fetching, nobody waiting). */

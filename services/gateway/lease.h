@@ -55,7 +55,9 @@ typedef struct gw_lease_waiter {
 } gw_lease_waiter_t;
 
 /** The tokens one thread holds for one key of one policy. The fields are the table's; read them with the functions
- *  below. `fetching` is the caller's: true while it waits for Redis to answer a gw_lease_next() request. */
+ *  below. `fetching` and `serving` are the caller's: true while it waits for Redis to answer a gw_lease_next()
+ *  request, and while it hands out decisions from the lease (callbacks may run then); the table never forgets a
+ *  lease with either set, or with waiters. */
 typedef struct gw_lease {
     const gw_rl_policy_t *p;
     long tokens;           /* leased, unspent */
@@ -65,7 +67,7 @@ typedef struct gw_lease {
     int64_t refused_until; /* Redis had no token and none comes before this: refuse until then */
     int64_t ttl_ms;        /* the table's lease lifetime */
     gw_bucket_t mirror;    /* the shared bucket as last reported, for the headers */
-    bool fetching;
+    bool fetching, serving;
     gw_lease_waiter_t waiters; /* anchor of a ring; empty when next == &waiters */
     /* the table's */
     struct gw_lease *chain;

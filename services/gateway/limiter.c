@@ -179,6 +179,8 @@ static void serve_lease(gw_limiter_t *l, gw_lease_t *ls, bool failed)
 {
     int64_t now = mono_ms();
     gw_lease_waiter_t *first;
+    bool outer = !ls->serving;
+    ls->serving = true; /* callbacks run below: the table must not forget this lease meanwhile */
     /* a callback may queue more requests on this lease or cancel queued ones: take the head afresh each time */
     while ((first = ls->waiters.next) != &ls->waiters) {
         gw_rl_result_t res;
@@ -195,6 +197,8 @@ static void serve_lease(gw_limiter_t *l, gw_lease_t *ls, bool failed)
         mp_series_add(state.fail_unavailable, 1);
         serve_lease(l, ls, true);
     }
+    if (outer)
+        ls->serving = false;
 }
 
 static void on_reply(void *arg, mp_status_t st, redisReply *reply)

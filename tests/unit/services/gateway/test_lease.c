@@ -194,15 +194,18 @@ static void test_lease_table_stays_bounded_and_keeps_leases_in_use(void **state)
     }
     busy[0]->fetching = true;
     gw_lease_wait(busy[1], &w);
+    busy[2]->serving = true;
     /* full, every lease live: no room */
     assert_null(gw_lease_get(t, &p, "u:new", 1050));
-    /* at 1100 the two idle ones have expired: swept, one of them makes room (not before the sweep pause ends) */
+    /* at 1100 the idle one has expired: swept to make room (not before the sweep pause ends) */
     assert_null(gw_lease_get(t, &p, "u:new", 1100));
     assert_non_null(gw_lease_get(t, &p, "u:new", 1150));
-    assert_int_equal(gw_lease_count(t), 3);
-    /* the fetching one and the one with a waiter survived */
+    assert_int_equal(gw_lease_count(t), 4);
+    /* the fetching one, the one with a waiter and the one being served survived */
     assert_ptr_equal(gw_lease_get(t, &p, "u:0", 1150), busy[0]);
     assert_ptr_equal(gw_lease_get(t, &p, "u:1", 1150), busy[1]);
+    assert_ptr_equal(gw_lease_get(t, &p, "u:2", 1150), busy[2]);
+    assert_int_equal(gw_lease_count(t), 4);
     dropped = 0;
     gw_lease_table_destroy(t, drop);
     assert_int_equal(dropped, 1);
