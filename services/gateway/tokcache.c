@@ -9,6 +9,10 @@
 #include "hash.h"
 #include "tokcache.h"
 
+/* Bytes of the token's end that pick its chain: the signature, different for every token Auth signs. Lookups still
+ * compare every byte, and only verified tokens are ever inserted, so nobody can lengthen a chain by choosing them. */
+#define HASHED_TAIL 64
+
 struct gw_tokcache {
     gw_tokcache_entry_t **buckets;
     size_t mask; /* buckets - 1, a power of two minus one */
@@ -66,9 +70,15 @@ static void lru_push(gw_tokcache_t *c, gw_tokcache_entry_t *e)
         c->oldest = e;
 }
 
+static uint64_t hash_of(const gw_tokcache_t *c, const char *token, size_t len)
+{
+    size_t tail = len < HASHED_TAIL ? len : HASHED_TAIL;
+    return gw_hash64(c->seed ^ len, token + len - tail, tail);
+}
+
 gw_tokcache_entry_t *gw_tokcache_find(gw_tokcache_t *c, const char *token, size_t len)
 {
-    uint64_t h = gw_hash64(c->seed, token, len);
+    uint64_t h = hash_of(c, token, len);
     for (gw_tokcache_entry_t *e = c->buckets[h & c->mask]; e; e = e->chain) {
         if (e->hash == h && e->len == len && memcmp(e->token, token, len) == 0) {
             if (c->newest != e) {
@@ -105,7 +115,7 @@ gw_tokcache_entry_t *gw_tokcache_put(gw_tokcache_t *c, const char *token, size_t
     gw_tokcache_entry_t *e = mp_xmalloc(sizeof(*e) + len);
     e->claims = *claims;
     e->revoked_gen = revoked_gen;
-    e->hash = gw_hash64(c->seed, token, len);
+    e->hash = hash_of(c, token, len);
     e->len = len;
     memcpy(e->token, token, len);
     gw_tokcache_entry_t **b = &c->buckets[e->hash & c->mask];

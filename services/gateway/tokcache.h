@@ -4,9 +4,11 @@
  * each time (an RS256/ES256 verification costs tens of microseconds; a hit
  * costs a hash and a compare of the token's bytes).
  *
- * Keyed by the exact token bytes: a lookup hashes the token (with a seed
- * picked at creation, so nobody can aim tokens at one chain) and compares
- * every byte of a candidate, never the hash alone. An entry holds the claims
+ * Keyed by the exact token bytes: a lookup hashes the token's last 64
+ * bytes (its signature, different for every token Auth signs) with a seed
+ * picked at creation, and compares every byte of a candidate, never the
+ * hash alone; only verified tokens are inserted, so nobody can choose
+ * tokens that crowd one chain. An entry holds the claims
  * the verification returned and the revocation generation (keys.h) at which
  * its session was last found not revoked. The cache itself trusts nothing
  * over time: its owner (auth.c) re-checks the time window on every hit, the
