@@ -32,6 +32,7 @@
 
 #define BFF_MAX_SEGS 12
 #define BFF_MAX_PARAMS 8
+#define BFF_IDLE_COROUTINES 64 /* per state: finished coroutines kept for reuse */
 
 /* ---- snapshot: what is on disk, read once ------------------------------------ */
 
@@ -128,6 +129,8 @@ struct bff_vm {
     bool server_timing;
     struct bff_vm *next_old;                                          /* in the thread's list of retiring states */
     int ref_req_mt, ref_call_mt, ref_resp_mt, ref_err_mt, ref_obj_mt; /* registry refs */
+    int idle_cos[BFF_IDLE_COROUTINES]; /* registry refs of coroutines that returned, ready for the next request */
+    size_t nidle_cos;
 };
 
 /** Builds a state from `snap`: safe globals, prelude, every client's scripts and routes. Errors: MP_EINVAL with

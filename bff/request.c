@@ -160,7 +160,14 @@ static void finish(bff_req_t *r, int status)
     r->done = true;
     record(r, status);
     release_calls(r);
-    luaL_unref(vm->L, LUA_REGISTRYINDEX, r->co_ref);
+    /* a coroutine whose handler returned is as good as new: the next request reuses it (one that raised or is
+     * still suspended cannot run again) */
+    if (r->co && lua_status(r->co) == 0 && !r->running && vm->nidle_cos < BFF_IDLE_COROUTINES) {
+        lua_settop(r->co, 0);
+        vm->idle_cos[vm->nidle_cos++] = r->co_ref;
+    } else {
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, r->co_ref);
+    }
     r->co_ref = LUA_NOREF;
     r->co = NULL;
     if (r->killed == 2)
@@ -454,8 +461,15 @@ bff_req_t *bff_req_start(bff_vm_t *vm, bff_client_t *client, bff_match_t *m, h2o
     }
     vm->inflight++;
     lua_State *L = vm->L;
-    r->co = lua_newthread(L);
-    r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (vm->nidle_cos > 0) {
+        r->co_ref = vm->idle_cos[--vm->nidle_cos];
+        lua_rawgeti(L, LUA_REGISTRYINDEX, r->co_ref);
+        r->co = lua_tothread(L, -1);
+        lua_pop(L, 1);
+    } else {
+        r->co = lua_newthread(L);
+        r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     lua_rawgeti(r->co, LUA_REGISTRYINDEX, m->route->fn_ref);
     /* build the request table as part of the request, so its allocations count against it */
     bff_req_t *outer = vm->current;
