@@ -33,9 +33,11 @@ local function safe_xpcall(f, handler, ...)
 end
 
 -- Calls: c:wait() waits for one call; bff.all waits for a list at once.
-local wait_all, result = core.wait_all, core.result
+local wait_all, result, call_done = core.wait_all, core.result, core.call_methods.done
 core.call_methods.wait = function(self)
-  wait_all({ self })
+  if not call_done(self) then -- a call already answered needs no list and no trip through wait_all
+    wait_all({ self })
+  end
   return result(self)
 end
 
