@@ -131,12 +131,15 @@ struct bff_vm {
     int ref_req_mt, ref_call_mt, ref_resp_mt, ref_err_mt, ref_obj_mt; /* registry refs */
     int idle_cos[BFF_IDLE_COROUTINES]; /* registry refs of coroutines that returned, ready for the next request */
     size_t nidle_cos;
+    int gc_pause; /* the collector's pause in force (bff_vm_tune_gc) */
 };
 
 /** Builds a state from `snap`: safe globals, prelude, every client's scripts and routes. Errors: MP_EINVAL with
  *  "file:line: message". Caller owns `*out`; close with bff_vm_destroy(). */
 mp_status_t bff_vm_create(bff_vm_t **out, bff_snapshot_t *snap, const bff_limits_t *limits, bool server_timing);
 void bff_vm_destroy(bff_vm_t *vm);
+/** Sets the collector's pause for the state's current size; cheap, called after every request. */
+void bff_vm_tune_gc(bff_vm_t *vm);
 bff_client_t *bff_vm_client(bff_vm_t *vm, const char *name, size_t len);
 /** Pushes a fresh sandboxed environment for `client` (its own `require` cache). */
 void bff_vm_push_env(lua_State *L, const char *client);

@@ -172,6 +172,7 @@ static void finish(bff_req_t *r, int status)
     r->co = NULL;
     if (r->killed == 2)
         lua_gc(vm->L, LUA_GCCOLLECT, 0); /* give the memory a bomb took back before the next request */
+    bff_vm_tune_gc(vm);
     bff_thread_request_done(vm);
 }
 
