@@ -105,8 +105,9 @@ static size_t utf8_len(const unsigned char *p, size_t avail)
     return n;
 }
 
-/* Eight bytes at a time: a word none of whose bytes ends or complicates a string (a quote, a backslash, a control
- * character, a byte of a multi-byte UTF-8 sequence) is skipped whole. Exact as a yes/no test per word. */
+/* Eight bytes at a time: the bytes of a word that end or complicate a string (a quote, a backslash, a control
+ * character, a byte of a multi-byte UTF-8 sequence) are flagged by their high bit. A flag above the first real one
+ * may be false (a borrow), the lowest never is: on little-endian machines it says how many plain bytes to skip. */
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 #define HAS_ZERO(w) (((w)-ONES) & ~(w)&HIGHS)
@@ -118,9 +119,20 @@ static inline uint64_t load8(const char *p)
     return w;
 }
 
-static inline bool plain8(uint64_t w)
+static inline uint64_t special8(uint64_t w)
 {
-    return !(HAS_ZERO(w ^ (ONES * '"')) | HAS_ZERO(w ^ (ONES * '\\')) | ((w - ONES * 0x20) & ~w & HIGHS) | (w & HIGHS));
+    return HAS_ZERO(w ^ (ONES * '"')) | HAS_ZERO(w ^ (ONES * '\\')) | ((w - ONES * 0x20) & ~w & HIGHS) | (w & HIGHS);
+}
+
+/* How many bytes come before the first flagged one (`mask` non-zero). */
+static inline size_t plain_bytes(uint64_t mask)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(mask) / 8;
+#else
+    (void)mask;
+    return 0;
+#endif
 }
 
 /* A string starting at p ('"'); returns the byte after its closing quote, or NULL. */
@@ -128,8 +140,14 @@ static const char *skip_string(const char *p, const char *e)
 {
     p++;
     while (p < e) {
-        while (e - p >= 8 && plain8(load8(p)))
+        while (e - p >= 8) {
+            uint64_t m = special8(load8(p));
+            if (m) {
+                p += plain_bytes(m);
+                break;
+            }
             p += 8;
+        }
         if (p >= e)
             break;
         unsigned char c = (unsigned char)*p;
@@ -318,9 +336,11 @@ static const char *next_string(const char *p, const char *e)
     p++;
     for (;;) {
         while (e - p >= 8) {
-            uint64_t w = load8(p);
-            if (HAS_ZERO(w ^ (ONES * '"')) | HAS_ZERO(w ^ (ONES * '\\')))
+            uint64_t w = load8(p), m = HAS_ZERO(w ^ (ONES * '"')) | HAS_ZERO(w ^ (ONES * '\\'));
+            if (m) {
+                p += plain_bytes(m);
                 break;
+            }
             p += 8;
         }
         while (p < e && *p != '"' && *p != '\\')
