@@ -82,7 +82,10 @@ typedef struct bff_route {
     char *role;          /* required role or NULL */
     int64_t deadline_ms; /* 0: client default */
     char *where;         /* "web/home.lua:12" */
+    /* metric series, looked up on first use (request.c, record) */
     mp_series_t *m_duration;
+    mp_series_t *m_requests; /* for m_requests_status */
+    int m_requests_status;
 } bff_route_t;
 
 typedef struct bff_client {
@@ -131,13 +134,17 @@ struct bff_vm {
     int ref_req_mt, ref_call_mt, ref_resp_mt, ref_err_mt, ref_obj_mt; /* registry refs */
     int idle_cos[BFF_IDLE_COROUTINES]; /* registry refs of coroutines that returned, ready for the next request */
     size_t nidle_cos;
-    int gc_pause; /* the collector's pause in force (bff_vm_tune_gc) */
+    int gc_pause;                         /* the collector's pause in force (bff_vm_tune_gc) */
+    struct bff_call_series **call_series; /* per client and subject, open addressing (request.c, record) */
+    size_t ncall_series, capcall_series;
 };
 
 /** Builds a state from `snap`: safe globals, prelude, every client's scripts and routes. Errors: MP_EINVAL with
  *  "file:line: message". Caller owns `*out`; close with bff_vm_destroy(). */
 mp_status_t bff_vm_create(bff_vm_t **out, bff_snapshot_t *snap, const bff_limits_t *limits, bool server_timing);
 void bff_vm_destroy(bff_vm_t *vm);
+/** Frees the state's cache of call metric series (request.c). */
+void bff_call_series_dispose(bff_vm_t *vm);
 /** Sets the collector's pause for the state's current size; cheap, called after every request. */
 void bff_vm_tune_gc(bff_vm_t *vm);
 bff_client_t *bff_vm_client(bff_vm_t *vm, const char *name, size_t len);

@@ -121,28 +121,117 @@ static void release_calls(bff_req_t *r)
     r->ncalls = 0;
 }
 
+/* ---- metrics: series looked up once per route and per (client, subject), not per request ------------------ */
+
+static const char *const call_results[] = {"abandoned", "cache_hit", "timeout", "unavailable",
+                                           "error",     "rejected",  "ok"};
+#define NRESULTS (sizeof(call_results) / sizeof(call_results[0]))
+
+typedef struct bff_call_series {
+    const bff_client_cfg_t *client;
+    uint64_t hash;
+    char subject[96];
+    mp_series_t *duration;
+    mp_series_t *calls[NRESULTS]; /* by result, each looked up when first needed */
+} bff_call_series_t;
+
+static uint64_t call_series_hash(const bff_client_cfg_t *client, const char *subject)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)client;
+    for (const char *p = subject; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+/* The cached series of `subject` called by `client` in this state's table (created when first seen). */
+static bff_call_series_t *call_series(bff_vm_t *vm, const bff_client_cfg_t *client, const char *subject)
+{
+    uint64_t h = call_series_hash(client, subject);
+    if (vm->capcall_series > 0) {
+        for (size_t i = h & (vm->capcall_series - 1);; i = (i + 1) & (vm->capcall_series - 1)) {
+            bff_call_series_t *e = vm->call_series[i];
+            if (e == NULL)
+                break;
+            if (e->hash == h && e->client == client && strcmp(e->subject, subject) == 0)
+                return e;
+        }
+    }
+    if (2 * (vm->ncall_series + 1) > vm->capcall_series) { /* at most half full */
+        size_t cap = vm->capcall_series ? vm->capcall_series * 2 : 16;
+        bff_call_series_t **t = mp_xcalloc(cap, sizeof(*t));
+        for (size_t i = 0; i < vm->capcall_series; i++) {
+            bff_call_series_t *e = vm->call_series[i];
+            if (e == NULL)
+                continue;
+            size_t j = e->hash & (cap - 1);
+            while (t[j])
+                j = (j + 1) & (cap - 1);
+            t[j] = e;
+        }
+        free(vm->call_series);
+        vm->call_series = t;
+        vm->capcall_series = cap;
+    }
+    bff_call_series_t *e = mp_xcalloc(1, sizeof(*e));
+    e->client = client;
+    e->hash = h;
+    snprintf(e->subject, sizeof(e->subject), "%s", subject);
+    e->duration = mp_metric_series(bff_engine.m_call_duration, MP_LABELS(subject));
+    size_t j = h & (vm->capcall_series - 1);
+    while (vm->call_series[j])
+        j = (j + 1) & (vm->capcall_series - 1);
+    vm->call_series[j] = e;
+    vm->ncall_series++;
+    return e;
+}
+
+void bff_call_series_dispose(bff_vm_t *vm)
+{
+    for (size_t i = 0; i < vm->capcall_series; i++)
+        free(vm->call_series[i]);
+    free(vm->call_series);
+    vm->call_series = NULL;
+    vm->ncall_series = vm->capcall_series = 0;
+}
+
 static void record(bff_req_t *r, int status)
 {
     char code[12];
     const char *route = r->route ? r->route->path : "(none)";
-    snprintf(code, sizeof(code), "%d", status);
+    mp_u64_dec(code, (uint64_t)status);
     if (bff_engine.m_requests) {
-        mp_metric_add(bff_engine.m_requests, MP_LABELS(r->client->cfg->name, route, code), 1);
-        mp_metric_observe(bff_engine.m_duration, MP_LABELS(r->client->cfg->name, route),
-                          (double)(mono_ns() - r->t0_ns) / 1e9);
+        const char *client = r->client->cfg->name;
+        double secs = (double)(mono_ns() - r->t0_ns) / 1e9;
+        bff_route_t *rt = r->route;
+        if (rt == NULL) {
+            mp_metric_add(bff_engine.m_requests, MP_LABELS(client, route, code), 1);
+            mp_metric_observe(bff_engine.m_duration, MP_LABELS(client, route), secs);
+        } else {
+            if (rt->m_requests == NULL || rt->m_requests_status != status) {
+                rt->m_requests = mp_metric_series(bff_engine.m_requests, MP_LABELS(client, route, code));
+                rt->m_requests_status = status;
+            }
+            if (rt->m_duration == NULL)
+                rt->m_duration = mp_metric_series(bff_engine.m_duration, MP_LABELS(client, route));
+            mp_series_add(rt->m_requests, 1);
+            mp_series_observe(rt->m_duration, secs);
+        }
         for (size_t i = 0; i < r->ncalls; i++) {
             bff_call_t *c = r->calls[i];
-            const char *result = c->state != BFF_CALL_DONE ? "abandoned"
-                                 : c->cache_hit            ? "cache_hit"
-                                 : c->st == MP_ETIMEDOUT   ? "timeout"
-                                 : c->st != MP_OK          ? "unavailable"
-                                 : c->status >= 500        ? "error"
-                                 : c->status >= 400        ? "rejected"
-                                                           : "ok";
-            mp_metric_add(bff_engine.m_calls, MP_LABELS(r->client->cfg->name, c->subject, result), 1);
+            size_t result = c->state != BFF_CALL_DONE ? 0
+                            : c->cache_hit            ? 1
+                            : c->st == MP_ETIMEDOUT   ? 2
+                            : c->st != MP_OK          ? 3
+                            : c->status >= 500        ? 4
+                            : c->status >= 400        ? 5
+                                                      : 6;
+            bff_call_series_t *cs = call_series(r->vm, r->client->cfg, c->subject);
+            if (cs->calls[result] == NULL)
+                cs->calls[result] =
+                    mp_metric_series(bff_engine.m_calls, MP_LABELS(client, c->subject, call_results[result]));
+            mp_series_add(cs->calls[result], 1);
             if (c->state == BFF_CALL_DONE && !c->cache_hit)
-                mp_metric_observe(bff_engine.m_call_duration, MP_LABELS(c->subject),
-                                  (double)(c->t1_ns - c->t0_ns) / 1e9);
+                mp_series_observe(cs->duration, (double)(c->t1_ns - c->t0_ns) / 1e9);
         }
     }
     if (mp_log_enabled(MP_LOG_INFO) && r->req) {
@@ -234,6 +323,7 @@ static int respond(bff_req_t *r, int nret)
             }
             lua_setfield(co, base, "degraded");
         }
+        mp_buf_reserve(&b, 4096); /* one allocation for a typical screen, not a doubling series */
         if (!bff_json_encode(co, base, &b, err, sizeof(err))) {
             mp_log_kv(MP_LOG_ERROR, &(mp_log_ctx_t){r->rc.request_id, r->rc.trace_id},
                       "a BFF route returned a value that is not JSON", "route", r->route->where, "error", err, NULL);

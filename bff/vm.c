@@ -456,6 +456,7 @@ void bff_vm_destroy(bff_vm_t *vm)
         free(c->routes);
     }
     free(vm->clients);
+    bff_call_series_dispose(vm);
     bff_snapshot_release(vm->snap);
     free(vm);
 }

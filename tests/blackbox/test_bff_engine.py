@@ -174,6 +174,19 @@ class EngineTest(unittest.TestCase):
         self.assertRegex(text, r'moonport_bff_calls_total\{client="lab",subject="echo.v1.a",result="ok"\} \d+')
         self.assertIn('moonport_bff_call_duration_seconds_bucket{subject="echo.v1.a"', text)
 
+    def test_metrics_count_each_status_and_result_of_one_route(self):
+        # the engine keeps series per route and per subject: switching between statuses must count each in its own
+        def counts():
+            return [self.mp.metric("moonport_bff_requests_total", client="lab", route="/status/{code:int}",
+                                   status=s) or 0 for s in ("200", "404")] + \
+                   [self.mp.metric("moonport_bff_calls_total", client="lab", subject="echo.v1.status",
+                                   result=res) or 0 for res in ("ok", "rejected")]
+        before = counts()
+        for code in (200, 404, 200, 404, 404, 200, 200):
+            self.assertEqual(self.get(f"/status/{code}").status, code)
+        after = counts()
+        self.assertEqual([a - b for a, b in zip(after, before)], [4, 3, 4, 3])
+
 
 class HotReloadTest(unittest.TestCase):
     def setUp(self):
