@@ -81,10 +81,12 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--perf", help="also record a perf profile of one more run of the first route into this file")
     ap.add_argument("--call-graph", default="fp", help="perf's --call-graph (fp, dwarf, lbr)")
+    ap.add_argument("--any-build", action="store_true", help="measure Debug or sanitizer builds too (to compare)")
     args = ap.parse_args()
     builds = [os.path.abspath(b) for b in args.build.split(",")]
     for b in builds:
-        benchrun.check_optimised(b)
+        if not args.any_build:
+            benchrun.check_optimised(b)
 
     st = stacklib.temp_stack()
     st.start()
