@@ -33,6 +33,7 @@
 #define BFF_MAX_SEGS 12
 #define BFF_MAX_PARAMS 8
 #define BFF_IDLE_COROUTINES 64 /* per state: finished coroutines kept for reuse */
+#define BFF_MAX_DEGRADED 16    /* fallbacks listed in a response's `degraded` */
 
 /* ---- snapshot: what is on disk, read once ------------------------------------ */
 
@@ -135,6 +136,7 @@ struct bff_vm {
     int idle_cos[BFF_IDLE_COROUTINES]; /* registry refs of coroutines that returned, ready for the next request */
     size_t nidle_cos;
     int gc_pause;                         /* the collector's pause in force (bff_vm_tune_gc) */
+    mp_buf_t scratch;                     /* bff.call's input JSON, reused */
     struct bff_call_series **call_series; /* per client and subject, open addressing (request.c, record) */
     size_t ncall_series, capcall_series;
 };
@@ -219,7 +221,7 @@ struct bff_req {
     int killed; /* 1 cpu, 2 memory */
     int64_t instructions;
     size_t allocated;
-    bff_degraded_t degraded[16];
+    bff_degraded_t *degraded; /* BFF_MAX_DEGRADED, allocated by the first fallback: most requests have none */
     size_t ndegraded;
     /* the finished response, for offline tests */
     void (*on_done)(bff_req_t *r, int status, const mp_buf_t *body, const char *content_type);
@@ -263,6 +265,8 @@ void bff_request_inject(lua_State *L);
 /** Starts a request on `vm` for `client`/`match`. The request answers through its h2o_req_t or on_done. */
 bff_req_t *bff_req_start(bff_vm_t *vm, bff_client_t *client, bff_match_t *m, h2o_req_t *req, const mp_reqctx_t *rc,
                          const mp_bff_caller_t *caller);
+/** Frees a request (after its pool's disposal, or an offline test's run). */
+void bff_req_free(bff_req_t *r);
 /** Pushes the request table the handler receives. */
 void bff_req_push_table(lua_State *L, bff_req_t *r, bff_match_t *m);
 

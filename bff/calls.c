@@ -190,7 +190,7 @@ static bff_call_t *new_call(bff_req_t *r, const char *subject)
 {
     bff_call_t *c = mp_xcalloc(1, sizeof(*c));
     c->r = r;
-    snprintf(c->subject, sizeof(c->subject), "%s", subject);
+    memcpy(c->subject, subject, strlen(subject) + 1); /* valid_subject() holds it under 96 bytes */
     c->fallback_ref = LUA_NOREF;
     c->value_ref = LUA_NOREF;
     c->t0_ns = mono_ns();
@@ -231,19 +231,17 @@ static int l_call(lua_State *L)
     }
     luaL_checktype(L, 3, LUA_TTABLE);
 
-    mp_buf_t in = MP_BUF_INIT;
+    mp_buf_t *in = &vm->scratch; /* the input's JSON: one buffer per state, reused call after call */
+    mp_buf_reset(in);
     char err[200];
     if (lua_isnoneornil(L, 2))
-        mp_buf_puts(&in, "{}");
-    else if (!bff_json_encode(L, 2, &in, err, sizeof(err))) {
-        mp_buf_dispose(&in);
+        mp_buf_puts(in, "{}");
+    else if (!bff_json_encode(L, 2, in, err, sizeof(err)))
         return luaL_error(L, "bff.call(\"%s\"): the input %s", subject, err);
-    }
-    if (in.len == 2 && memcmp(in.base, "[]", 2) == 0) { /* an operation's input is an object, even an empty one */
-        mp_buf_reset(&in);
-        mp_buf_puts(&in, "{}");
-    } else if (in.base[0] != '{') {
-        mp_buf_dispose(&in);
+    if (in->len == 2 && memcmp(in->base, "[]", 2) == 0) { /* an operation's input is an object, even an empty one */
+        mp_buf_reset(in);
+        mp_buf_puts(in, "{}");
+    } else if (in->base[0] != '{') {
         return luaL_error(L, "bff.call(\"%s\"): the input must be a table of named fields", subject);
     }
     bff_call_t *c = new_call(r, subject);
@@ -261,7 +259,6 @@ static int l_call(lua_State *L)
     c->cache_shared = lua_toboolean(L, -1);
     lua_pop(L, 4);
     if (c->cache_s < 0 || c->cache_s > 86400) {
-        mp_buf_dispose(&in);
         return luaL_error(L, "bff.call(\"%s\"): cache_s must be 1-86400 seconds", subject);
     }
     mp_bus_hdr_t extra[4];
@@ -273,17 +270,15 @@ static int l_call(lua_State *L)
     push_handle(L, r, c);
     if (timeout <= 0) {
         complete_now(c, MP_ETIMEDOUT, 0, NULL, 0);
-        mp_buf_dispose(&in);
         return 1;
     }
     if (c->cache_s > 0 && vm->thread) {
-        c->cache_key = mp_xasprintf("%s\n%s\n%s", subject, c->cache_shared ? "" : r->sub, in.base);
+        c->cache_key = mp_xasprintf("%s\n%s\n%s", subject, c->cache_shared ? "" : r->sub, in->base);
         size_t blen;
         const char *hit = bff_cache_get(&vm->thread->cache, c->cache_key, &blen, now);
         if (hit) {
             c->cache_hit = true;
             complete_now(c, MP_OK, 200, mp_xstrndup(hit, blen), blen);
-            mp_buf_dispose(&in);
             return 1;
         }
         bff_call_t *leader = bff_cache_leader(&vm->thread->cache, c->cache_key);
@@ -291,14 +286,13 @@ static int l_call(lua_State *L)
             c->coalesced = true;
             c->next_waiter = leader->next_waiter;
             leader->next_waiter = c;
-            mp_buf_dispose(&in);
             return 1;
         }
     }
     mp_bus_call_t call = {
         .subject = subject,
-        .body = in.base,
-        .len = in.len,
+        .body = in->base,
+        .len = in->len,
         .timeout_ms = (int)timeout,
         .extra = extra,
         .nextra = nextra,
@@ -308,8 +302,9 @@ static int l_call(lua_State *L)
                 .auth_roles = r->has_caller ? r->roles : NULL,
                 .deadline_ms = now + timeout},
     };
-    mp_status_t st = vm->transport.start(vm->transport.self, c, &call);
-    mp_buf_dispose(&in);
+    mp_status_t st = vm->transport.start(vm->transport.self, c, &call); /* copies the input */
+    if (in->cap > 64 * 1024)
+        mp_buf_dispose(in); /* keep no huge buffer around */
     if (st != MP_OK)
         complete_now(c, st, 0, NULL, 0);
     else if (c->cache_key)
@@ -434,7 +429,9 @@ static int raise_failure(lua_State *L, bff_call_t *c)
 static int use_fallback(lua_State *L, bff_call_t *c)
 {
     bff_req_t *r = c->r;
-    if (r->ndegraded < sizeof(r->degraded) / sizeof(r->degraded[0])) {
+    if (r->ndegraded < BFF_MAX_DEGRADED) {
+        if (r->degraded == NULL)
+            r->degraded = mp_xcalloc(BFF_MAX_DEGRADED, sizeof(*r->degraded));
         bff_degraded_t *d = &r->degraded[r->ndegraded++];
         snprintf(d->subject, sizeof(d->subject), "%s", c->subject);
         failure_reason(c, d->reason, sizeof(d->reason));

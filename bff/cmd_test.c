@@ -279,7 +279,7 @@ static int t_request(lua_State *L)
         ;
     if (!run.done)
         return luaL_error(L, "the request never finished");
-    free(r); /* offline requests have no h2o pool to free them */
+    bff_req_free(r); /* offline requests have no h2o pool to free them */
     push_result(L);
     return 1;
 }

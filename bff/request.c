@@ -525,6 +525,12 @@ static void on_req_dispose(void *p)
     r->req = NULL;
     if (!r->done && !r->running)
         finish(r, 499); /* the client went away: stop its calls, free its coroutine */
+    bff_req_free(r);
+}
+
+void bff_req_free(bff_req_t *r)
+{
+    free(r->degraded);
     free(r);
 }
 

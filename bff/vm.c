@@ -457,6 +457,7 @@ void bff_vm_destroy(bff_vm_t *vm)
     }
     free(vm->clients);
     bff_call_series_dispose(vm);
+    mp_buf_dispose(&vm->scratch);
     bff_snapshot_release(vm->snap);
     free(vm);
 }
