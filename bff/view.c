@@ -254,6 +254,20 @@ typedef struct spans {
     const char *base;
 } spans_t;
 
+static const char *skip_value(const char *p, const char *e, int depth, spans_t *sp);
+
+/* A member of a container: strings and numbers, most of them, without a call (measured: the calls' prologues were a
+ * fifth of validating). */
+static inline __attribute__((always_inline)) const char *skip_member(const char *p, const char *e, int depth,
+                                                                     spans_t *sp)
+{
+    if (p < e && *p == '"')
+        return skip_string(p, e);
+    if (p < e && ((*p >= '0' && *p <= '9') || *p == '-'))
+        return skip_number(p, e);
+    return skip_value(p, e, depth, sp);
+}
+
 /* Any value starting at p (no leading space); returns the byte after it, or NULL when malformed. */
 static const char *skip_value(const char *p, const char *e, int depth, spans_t *sp)
 {
@@ -292,7 +306,7 @@ static const char *skip_value(const char *p, const char *e, int depth, spans_t *
                     return NULL;
                 p = skip_ws(p, e);
             }
-            if ((p = skip_value(p, e, depth + 1, sp)) == NULL)
+            if ((p = skip_member(p, e, depth + 1, sp)) == NULL)
                 return NULL;
             count++;
             p = skip_ws(p, e);
