@@ -17,6 +17,7 @@ is the one to quote (noise from a busy machine only ever adds).
     python3 bench/cpu_probe.py --build build-bench                  # home and one
     python3 bench/cpu_probe.py --build build-a,build-b --repeat 5   # A/B: two builds in turns, same load
     python3 bench/cpu_probe.py --routes home --perf /tmp/home.data  # plus a perf profile of one run
+    python3 bench/cpu_probe.py --breakdown --threads 1   # also nats-server's, mp-echo's and the machine's CPU
     perf report -i /tmp/home.data --no-children --sort symbol
 
 Build the binary optimised (`make bench` builds build-bench with
@@ -63,11 +64,26 @@ def drive(url: str, seconds: int, connections: int) -> int:
     return int(m.group(1))
 
 
-def measure(pid: int, url: str, seconds: int, connections: int) -> tuple[int, float, float]:
-    """One wrk run: (requests, µs of CPU per request from /proc/<pid>/stat, the same from schedstat)."""
-    t0, n0 = cpu_ticks(pid), run_ns(pid)
+def machine_ticks() -> int:
+    """Busy ticks of the whole machine (every CPU, everything but idle and iowait), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4]
+
+
+def measure(pid: int, url: str, seconds: int, connections: int,
+            others: dict | None = None) -> tuple[int, float, float]:
+    """One wrk run: (requests, µs of CPU per request from /proc/<pid>/stat, the same from schedstat).
+    With others ({name: pid}), also prints what each of them and the whole machine spent per request:
+    where the rest of a 2-core machine goes decides how far moonport's own savings can carry."""
+    others = others or {}
+    t0, n0, o0, m0 = cpu_ticks(pid), run_ns(pid), {k: cpu_ticks(v) for k, v in others.items()}, machine_ticks()
     reqs = drive(url, seconds, connections)
-    t1, n1 = cpu_ticks(pid), run_ns(pid)
+    t1, n1, o1, m1 = cpu_ticks(pid), run_ns(pid), {k: cpu_ticks(v) for k, v in others.items()}, machine_ticks()
+    if others:
+        per = lambda d: d / TICK * 1e6 / reqs  # noqa: E731
+        parts = ", ".join(f"{k} {per(o1[k] - o0[k]):.1f}" for k in others)
+        print(f"  µs CPU per request: {parts}, whole machine {per(m1 - m0):.1f}", flush=True)
     return reqs, (t1 - t0) / TICK * 1e6 / reqs, (n1 - n0) / 1e3 / reqs
 
 
@@ -81,6 +97,11 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--perf", help="also record a perf profile of one more run of the first route into this file")
     ap.add_argument("--call-graph", default="fp", help="perf's --call-graph (fp, dwarf, lbr)")
+    ap.add_argument("--threads", type=int, help="gateway.threads (default: one per CPU)")
+    ap.add_argument("--echo-batched", action="store_true",
+                    help="the echo responder batches its writes (nats.c's default) instead of send_asap")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also print the CPU per request of nats-server, the echo responder and the whole machine")
     ap.add_argument("--any-build", action="store_true", help="measure Debug or sanitizer builds too (to compare)")
     args = ap.parse_args()
     builds = [os.path.abspath(b) for b in args.build.split(",")]
@@ -94,10 +115,12 @@ def main() -> int:
     try:
         nats_url = {**os.environ, **st.env()}["MP_TEST_NATS_URL"]
         echo = subprocess.Popen([os.path.join(builds[0], "tests", "mp-echo"), "--nats", nats_url, "--inline",
-                                 "--bytes", "1000"], stdout=subprocess.PIPE, text=True)
+                                 "--bytes", "1000", "--send-asap", "0" if args.echo_batched else "1"],
+                                stdout=subprocess.PIPE, text=True)
         assert "ready" in echo.stdout.readline()
         for b in builds:
             mp = Moonport(st, os.path.join(b, "moonport"), roles="gateway", log_level="warn",
+                          env={"MOONPORT_GATEWAY_THREADS": str(args.threads)} if args.threads else None,
                           extra_config=f"bff:\n  scripts_dir: {os.path.join(ROOT, 'bench', 'lua')}\n"
                                        "  hot_reload: false\n  server_timing: false\n")
             mps.append(mp)
@@ -109,8 +132,9 @@ def main() -> int:
                 drive(f"{mp.url}/bff/bench/{route}", 2, args.connections)  # warm-up: connections, caches, arenas
             for _ in range(args.repeat):
                 for mp in mps:
+                    others = {"nats-server": st._pid("nats"), "mp-echo": echo.pid} if args.breakdown else None
                     reqs, us, us_ns = measure(mp.proc.pid, f"{mp.url}/bff/bench/{route}", args.seconds,
-                                              args.connections)
+                                              args.connections, others)
                     runs[mp].append(us)
                     print(f"{route}{' ' + name[mp] if name[mp] else ''}: {reqs} requests in {args.seconds}s "
                           f"({reqs / args.seconds:.0f}/s), {us:.1f} µs CPU per request (schedstat: {us_ns:.1f} µs)",
