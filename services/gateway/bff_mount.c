@@ -47,7 +47,7 @@ int gw_bff_on_req(h2o_handler_t *self, h2o_req_t *req)
         gw_proxy_fail(gr, 404, "no BFF is configured");
         return 0;
     }
-    if (gw_auth_check(gr))
+    if (gw_edge_secure(gr) && gw_auth_check(gr))
         after_auth(gr);
     return 0;
 }

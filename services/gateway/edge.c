@@ -38,7 +38,7 @@ static const char *methods_at(gw_req_t *gr)
     return h2o_strdup(&req->pool, allow, SIZE_MAX).base;
 }
 
-int gw_edge_check(gw_req_t *gr)
+int gw_edge_secure(gw_req_t *gr)
 {
     h2o_req_t *req = gr->req;
     gw_t *gw = gr->th->gw;
@@ -53,6 +53,16 @@ int gw_edge_check(gw_req_t *gr)
         gw_proxy_fail(gr, 431, "the request's headers are larger than the gateway accepts");
         return 0;
     }
+    return 1;
+}
+
+int gw_edge_check(gw_req_t *gr)
+{
+    h2o_req_t *req = gr->req;
+    gw_t *gw = gr->th->gw;
+
+    if (!gw_edge_secure(gr))
+        return 0;
     if (mp_cors_is_preflight(req)) {
         mp_cors_preflight(&gw->cors, req, methods_at(gr), gr->rc.request_id);
         gw_proxy_record(gr, req->res.status);

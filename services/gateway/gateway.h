@@ -189,6 +189,9 @@ int gw_policy_admit(gw_req_t *gr);
 /** Security headers, the header-size limit and CORS for every request. Returns 0 when it answered (431, a
  *  preflight). (edge.c) */
 int gw_edge_check(gw_req_t *gr);
+/** The security headers and the header-size limit alone, for the BFF mount (each BFF client has its own
+ *  CORS). Returns 0 when it answered (431). (edge.c) */
+int gw_edge_secure(gw_req_t *gr);
 
 /** Reads every gateway.* policy setting (settings.c). */
 void gw_settings_read(gw_t *gw, mp_cfg_t *cfg);

@@ -131,7 +131,7 @@ void gw_settings_read(gw_t *gw, mp_cfg_t *cfg)
         gw->hsts = NULL;
     gw->gzip.enabled = mp_cfg_bool(cfg, "gateway.gzip.enabled", true);
     gw->gzip.level = (int)mp_cfg_int(cfg, "gateway.gzip.level", 1, 1, 9);
-    gw->gzip.min_size = (size_t)mp_cfg_size(cfg, "gateway.gzip.min_size", 1024, 0, 1 << 30);
+    gw->gzip.min_size = (size_t)mp_cfg_size(cfg, "gateway.gzip.min_size", 256, 0, 1 << 30);
 
     const char *const *origins = NULL;
     size_t norigins = mp_cfg_strv(cfg, "gateway.cors.origins", default_origins, &origins);

@@ -3,7 +3,7 @@ black-box through the gateway against the real Auth, User, Product, Order,
 Payment and Notification services: what each app's screens really get."""
 from __future__ import annotations
 
-import json, unittest, uuid
+import gzip, json, unittest, uuid
 
 import context
 from catalog import Catalog
@@ -77,6 +77,16 @@ class WebAndMobileTest(unittest.TestCase):
         self.assertEqual(mobile.json["recent_orders"], 1)  # a count, not the list
         self.assertGreaterEqual(mobile.json["unread"], 1)
         self.assertLess(len(json.dumps(mobile.json)), len(json.dumps(web.json)))
+        # this stack features nothing, so the mobile home is tiny: under gateway.gzip.min_size it goes as it is
+        self.assertLess(len(mobile.body), 256)
+        plain = self.c.get("/bff/mobile/home", token=t, headers={"Accept-Encoding": "gzip"})
+        self.assertIsNone(plain.header("content-encoding"))
+        self.assertEqual(plain.json, mobile.json)
+        # the web home is over it: a client that accepts gzip gets it compressed
+        self.assertGreater(len(web.body), 256)
+        zipped = self.c.get("/bff/web/home", token=t, headers={"Accept-Encoding": "gzip"})
+        self.assertEqual(zipped.header("content-encoding"), "gzip")
+        self.assertEqual(json.loads(gzip.decompress(zipped.body))["user"], web.json["user"])
 
     def test_home_needs_a_caller(self):
         for app in ("web", "mobile"):

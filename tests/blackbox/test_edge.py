@@ -130,16 +130,18 @@ class HeaderLimitTest(unittest.TestCase):
     def test_headers_past_16_kib_are_431(self):
         c = client()
         big = {f"X-Pad-{i}": "x" * 1000 for i in range(17)}
-        r = c.get("/.well-known/jwks.json", headers=big)
-        self.assertEqual(r.status, 431)
-        self.assertEqual(r.header("content-type"), "application/problem+json")
-        self.assertEqual(r.json["status"], 431)
+        for path in ("/.well-known/jwks.json", "/bff/web/search?q=lamp"):  # the BFF mount too
+            r = c.get(path, headers=big)
+            self.assertEqual(r.status, 431, path)
+            self.assertEqual(r.header("content-type"), "application/problem+json")
+            self.assertEqual(r.json["status"], 431)
         ok = {f"X-Pad-{i}": "x" * 1000 for i in range(12)}
         self.assertEqual(c.get("/.well-known/jwks.json", headers=ok).status, 200)
 
     def test_security_headers_on_every_response(self):
         c = client()
-        for r in (c.get("/.well-known/jwks.json"), c.get("/v1/nowhere"), c.post("/v1/auth/login", {})):
+        for r in (c.get("/.well-known/jwks.json"), c.get("/v1/nowhere"), c.post("/v1/auth/login", {}),
+                  c.get("/bff/web/search?q=lamp"), c.get("/bff/web/home"), c.get("/bff/nowhere")):
             self.assertEqual(r.header("x-content-type-options"), "nosniff")
             self.assertEqual(r.header("x-frame-options"), "DENY")
             self.assertEqual(r.header("referrer-policy"), "no-referrer")
@@ -149,10 +151,16 @@ class HeaderLimitTest(unittest.TestCase):
 class GzipTest(unittest.TestCase):
     def test_json_is_gzipped_when_accepted(self):
         contract = Contract([({"method": "GET", "path": "/v1/zz/big", "subject": "notification.v1.zz_big",
+                               "auth": "none"}, None),
+                             ({"method": "GET", "path": "/v1/zz/small", "subject": "notification.v1.zz_small",
                                "auth": "none"}, None)])
         big = json.dumps({"items": [{"id": i, "text": "moonport " * 8} for i in range(100)]}).encode()
+        small = json.dumps({"items": [{"id": i} for i in range(20)]}).encode()
+        assert len(small) < 256
         st = context.STACK
         svc = Responder(st.nats_port, "test", st.nats_password("test"), "notification.v1.zz_big", body=big).start()
+        svc_small = Responder(st.nats_port, "test", st.nats_password("test"), "notification.v1.zz_small",
+                              body=small).start()
         gw = context.new_moonport(roles="gateway", routes_file=contract.routes_file,
                                   specs_dir=contract.specs_dir).start()
         try:
@@ -166,11 +174,14 @@ class GzipTest(unittest.TestCase):
             r = c.get("/v1/zz/big")
             self.assertIsNone(r.header("content-encoding"))
             self.assertEqual(r.body, big)
-            # small bodies are not worth it
-            r = client().get("/.well-known/jwks.json", headers={"Accept-Encoding": "gzip"})
+            # small bodies (under gateway.gzip.min_size, 256 B) are not worth it
+            r = c.get("/v1/zz/small", headers={"Accept-Encoding": "gzip"})
+            self.assertEqual(r.status, 200)
             self.assertIsNone(r.header("content-encoding"))
+            self.assertEqual(r.body, small)
         finally:
             svc.stop()
+            svc_small.stop()
             gw.stop()
             contract.close()
 

@@ -94,6 +94,9 @@ def blackbox(pattern: str | None) -> tuple[int, int]:
         loader.testNamePatterns = [f"*{pattern}*"]
     suite = loader.discover(os.path.join(ROOT, "tests", "blackbox"), pattern="test_*.py",
                             top_level_dir=os.path.join(ROOT, "tests", "blackbox"))
+    if suite.countTestCases() == 0:  # a -k that matches nothing must not read as a pass
+        print(f"no black-box test matches {pattern!r}", flush=True)
+        return 0, 1
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     return result.testsRun - bad, bad
