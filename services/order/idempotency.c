@@ -9,6 +9,14 @@
  * answer. A different body under the same key is 422. A request that fails
  * drops its claim so the key can be retried; a claim left behind by a crash
  * is taken over after 30 s. Keys are kept at least 24 hours.
+ *
+ * A crash between reserving the stock and the order's transaction leaves an
+ * unanswered claim and a reservation for an order that does not exist. If
+ * nobody retries the key, the janitor (order.abandoned_claim_after, 10 min)
+ * releases that reservation and deletes the claim, holding the claim's row
+ * lock across both: a request still saving that order then finds its claim
+ * gone, its transaction fails (order_idem_store needs the row) and rolls
+ * back, so an order never exists without its stock.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -171,11 +179,17 @@ mp_status_t order_idem_claim(bool *mine, order_idem_t *k, mp_svc_req_t *req)
 mp_status_t order_idem_store(mp_db_conn_t *tx, const order_idem_t *k, int status, const char *body)
 {
     char code[12];
+    mp_db_res_t *r = NULL;
     snprintf(code, sizeof(code), "%d", status);
-    return mp_db_exec(NULL, tx,
-                      "UPDATE \"order\".idempotency_keys SET response_status = $3::int, response_body = $4 "
-                      "WHERE user_id = $1 AND key_hash = $2",
-                      4, MP_DB_PARAMS(k->user_id, k->key_hash, code, body));
+    mp_status_t st = mp_db_exec(&r, tx,
+                                "UPDATE \"order\".idempotency_keys SET response_status = $3::int, response_body = $4 "
+                                "WHERE user_id = $1 AND key_hash = $2 AND order_id = $5::uuid AND "
+                                "response_status IS NULL",
+                                5, MP_DB_PARAMS(k->user_id, k->key_hash, code, body, k->order_id));
+    if (st == MP_OK && mp_db_affected(r) != 1) /* the janitor took the claim (and the stock) away */
+        st = mp_err_set(MP_EUNAVAIL, "the order took too long and its claim was released; retry");
+    mp_db_res_free(r);
+    return st;
 }
 
 void order_idem_abandon(mp_svc_t *svc, const order_idem_t *k)
@@ -201,4 +215,70 @@ void order_idem_sweep(mp_svc_t *svc)
                         "interval '1 millisecond'",
                         1, MP_DB_PARAMS(ttl)) != MP_OK)
         mp_log_kv(MP_LOG_WARN, NULL, "cannot delete expired idempotency keys", "error", mp_err_get(), NULL);
+}
+
+/* ---- the janitor ------------------------------------------------------------------------------ */
+
+/* One abandoned claim, oldest first: releases its stock and deletes it in one transaction holding the row. Returns
+ * 1 when it freed one, 0 when there is none, -1 on an error (logged; retried next round). */
+static int free_one_abandoned(order_state_t *os)
+{
+    char age[24];
+    mp_db_conn_t *tx = NULL;
+    mp_db_res_t *r = NULL;
+    int done = -1;
+    snprintf(age, sizeof(age), "%lld", (long long)os->cfg.abandoned_claim_ms);
+    mp_status_t st = mp_db_acquire(&tx, mp_svc_db(os->svc), 3000);
+    if (st == MP_OK)
+        st = mp_db_begin(tx);
+    if (st == MP_OK)
+        st = mp_db_exec(&r, tx,
+                        "SELECT user_id, key_hash, order_id FROM \"order\".idempotency_keys WHERE response_status IS "
+                        "NULL AND claimed_at < now() - $1::bigint * interval '1 millisecond' ORDER BY claimed_at "
+                        "LIMIT 1 FOR UPDATE SKIP LOCKED",
+                        1, MP_DB_PARAMS(age));
+    if (st == MP_OK && mp_db_rows(r) == 0)
+        done = 0;
+    else if (st == MP_OK && (st = order_product_release(mp_svc_bus(os->svc), mp_db_get(r, 0, 2), NULL)) == MP_OK &&
+             (st = mp_db_exec(NULL, tx, "DELETE FROM \"order\".idempotency_keys WHERE user_id = $1 AND key_hash = $2",
+                              2, MP_DB_PARAMS(mp_db_get(r, 0, 0), mp_db_get(r, 0, 1)))) == MP_OK &&
+             (st = mp_db_commit(tx)) == MP_OK) {
+        mp_log_kv(MP_LOG_WARN, NULL, "released the stock of an order whose request died before saving it", "order_id",
+                  mp_db_get(r, 0, 2), NULL);
+        done = 1;
+    }
+    if (done < 0)
+        mp_log_kv(MP_LOG_WARN, NULL, "cannot free an abandoned order claim; retrying later", "error", mp_err_get(),
+                  NULL);
+    mp_db_res_free(r);
+    mp_db_release(tx); /* rolls back what was not committed */
+    return done;
+}
+
+static int janitor_round(void *arg)
+{
+    order_state_t *os = arg;
+    order_idem_sweep(os->svc);
+    int freed = 0;
+    for (int i = 0; i < 20; i++) { /* a bounded round; a positive return runs the next one at once */
+        int one = free_one_abandoned(os);
+        if (one <= 0)
+            return freed;
+        freed++;
+    }
+    return freed;
+}
+
+mp_status_t order_idem_janitor_start(order_state_t *os)
+{
+    /* look often enough that a claim is freed within about 1.25x its age limit, and not more than once a second */
+    int64_t every = os->cfg.abandoned_claim_ms / 4;
+    every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
+    return mp_poller_start(&os->janitor, "order", (int)every, janitor_round, os);
+}
+
+void order_idem_janitor_stop(order_state_t *os)
+{
+    mp_poller_stop(os->janitor);
+    os->janitor = NULL;
 }

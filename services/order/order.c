@@ -152,6 +152,7 @@ static void order_configure(mp_svc_t *svc, mp_cfg_t *cfg)
     c->product_timeout_ms = (int)mp_cfg_duration_ms(cfg, "order.product_timeout", 2000, 100, 30000);
     c->idempotency_ttl_ms = mp_cfg_duration_ms(cfg, "order.idempotency_ttl", 86400000LL, 86400000LL, 30LL * 86400000);
     c->consumer_workers = (int)mp_cfg_int(cfg, "order.consumer_workers", 2, 1, 32);
+    c->abandoned_claim_ms = mp_cfg_duration_ms(cfg, "order.abandoned_claim_after", 600000, 1000, 86400000LL);
 }
 
 static mp_status_t order_init(mp_svc_t *svc)
@@ -163,11 +164,13 @@ static mp_status_t order_init(mp_svc_t *svc)
 
 static mp_status_t order_start(mp_svc_t *svc)
 {
-    return order_saga_start(&order_state);
+    mp_status_t st = order_saga_start(&order_state);
+    return st == MP_OK ? order_idem_janitor_start(&order_state) : st;
 }
 
 static void order_stop(mp_svc_t *svc)
 {
+    order_idem_janitor_stop(&order_state);
     order_saga_stop(&order_state);
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include "mp/consumer.h"
 #include "mp/outbox.h"
+#include "mp/poller.h"
 #include "mp/service.h"
 
 #define ORDER_SCHEMA "order"
@@ -28,6 +29,7 @@ typedef struct order_settings {
     int product_timeout_ms;     /* each call to Product */
     int64_t idempotency_ttl_ms; /* how long a key is remembered (at least 24 h) */
     int consumer_workers;       /* threads per durable consumer */
+    int64_t abandoned_claim_ms; /* an unanswered claim this old lost its request: release its stock */
 } order_settings_t;
 
 typedef struct order_state {
@@ -36,6 +38,7 @@ typedef struct order_state {
     mp_outbox_t *outbox;
     mp_consumer_t *payments; /* events.payment.* -> status changes */
     mp_consumer_t *releases; /* events.order.cancelled -> product.v1.release */
+    mp_poller_t *janitor;    /* abandoned claims and expired keys (idempotency.c) */
 } order_state_t;
 
 extern order_state_t order_state;
@@ -90,6 +93,10 @@ mp_status_t order_idem_store(mp_db_conn_t *tx, const order_idem_t *k, int status
 void order_idem_abandon(mp_svc_t *svc, const order_idem_t *k);
 /** Deletes keys older than the TTL, at most once every 10 minutes per process. */
 void order_idem_sweep(mp_svc_t *svc);
+/** Starts / stops the thread that releases the stock of claims whose request died (a crash between the
+ *  reservation and the order's transaction) and sweeps expired keys without waiting for traffic. */
+mp_status_t order_idem_janitor_start(order_state_t *os);
+void order_idem_janitor_stop(order_state_t *os);
 
 /* ---- status changes (saga.c) ---------------------------------------------------------------- */
 

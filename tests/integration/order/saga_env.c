@@ -37,7 +37,8 @@ int env_setup(void **state)
     assert_int_equal(mkdir(dir, 0700), 0);
     snprintf(extra, sizeof(extra),
              "payment:\n  retry_base: 20ms\n  retry_max: 100ms\n  sandbox:\n    slow: 2s\n"
-             "notification:\n  adapter: file\n  file_dir: %s\n  retry_base: 50ms\n",
+             "notification:\n  adapter: file\n  file_dir: %s\n  retry_base: 50ms\n"
+             "order:\n  abandoned_claim_after: 2s\n",
              notes);
     /* first: it blocks the stop signals before any other thread exists */
     assert_int_equal(mp_serve_test_start("order,payment,notification", extra), 0);

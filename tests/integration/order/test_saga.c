@@ -19,6 +19,7 @@ void test_order_out_of_stock_keeps_nothing_and_frees_the_key(void **state);
 void test_order_product_down_is_503_and_the_key_can_be_retried(void **state);
 void test_order_visibility_and_cancel_rules(void **state);
 void test_order_list_is_newest_first_and_paginated(void **state);
+void test_order_abandoned_claim_gives_its_stock_back(void **state);
 void test_saga_paid_order_is_confirmed_and_notified(void **state);
 void test_saga_declined_payment_cancels_and_releases_stock(void **state);
 void test_saga_transient_provider_errors_are_retried(void **state);
@@ -35,6 +36,7 @@ int main(void)
         cmocka_unit_test(test_order_product_down_is_503_and_the_key_can_be_retried),
         cmocka_unit_test(test_order_visibility_and_cancel_rules),
         cmocka_unit_test(test_order_list_is_newest_first_and_paginated),
+        cmocka_unit_test(test_order_abandoned_claim_gives_its_stock_back),
         cmocka_unit_test(test_saga_paid_order_is_confirmed_and_notified),
         cmocka_unit_test(test_saga_declined_payment_cancels_and_releases_stock),
         cmocka_unit_test(test_saga_transient_provider_errors_are_retried),
