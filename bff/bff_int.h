@@ -191,6 +191,11 @@ bool bff_is_view(lua_State *L, int idx);
 void bff_view_inject(lua_State *L);
 /** Registers `bff.json.*` helpers (encode, decode, null, object, array) into the table on top of the stack. */
 void bff_json_inject(lua_State *L);
+/** Replaces string.find/match/gmatch/gsub with versions that charge their steps to the CPU budget (pattern.c). */
+void bff_pattern_install(lua_State *L);
+/** Charges `n` instructions to the running request, or to loading; raises the CPU kill past the budget. A state
+ *  that is not a bff_vm's is not charged. (vm.c) */
+void bff_vm_charge(lua_State *L, int64_t n);
 
 /* ---- requests and calls ---------------------------------------------------------------- */
 

@@ -10,7 +10,8 @@
  *     scripts/lua/lib, read from the snapshot (never from the disk).
  *   - CPU: the JIT is off so a count hook fires every 1,000 instructions
  *     everywhere; a request over its budget is killed, and pcall cannot
- *     swallow the kill (the sandbox's pcall rethrows it).
+ *     swallow the kill (the sandbox's pcall rethrows it). The pattern
+ *     functions, which run long in C, charge their steps too (pattern.c).
  *   - Memory: our allocator caps the whole state and what one request may
  *     allocate; the request gets "not enough memory" and a 500.
  * The string metatable is locked so clients cannot change each other's
@@ -70,22 +71,37 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static void on_hook(lua_State *L, lua_Debug *ar)
+/* Counts `n` instructions against the running request (or the load), raising the kill when they are used up. */
+static void charge(lua_State *L, bff_vm_t *vm, int64_t n)
 {
-    bff_vm_t *vm = vm_of(L);
     bff_req_t *r = vm->current;
     if (r != NULL) {
-        r->instructions += HOOK_STEP;
+        r->instructions += n;
         if (r->killed || r->instructions > vm->limits.cpu_budget) {
             if (!r->killed)
                 r->killed = 1;
             luaL_error(L, "the request used up its CPU budget (%d million instructions)",
                        (int)(vm->limits.cpu_budget / 1000000));
         }
-    } else if ((vm->load_budget -= HOOK_STEP) < 0) {
+    } else if ((vm->load_budget -= n) < 0) {
         luaL_error(L, "loading took more than %d million instructions (an endless loop at load time?)",
                    LOAD_BUDGET / 1000000);
     }
+}
+
+static void on_hook(lua_State *L, lua_Debug *ar)
+{
+    charge(L, vm_of(L), HOOK_STEP);
+}
+
+void bff_vm_charge(lua_State *L, int64_t n)
+{
+    lua_pushlightuserdata(L, &vm_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    bff_vm_t *vm = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (vm != NULL) /* a state of ours (a bare one, in unit tests, has no budget) */
+        charge(L, vm, n);
 }
 
 /* ---- sandbox ------------------------------------------------------------------------ */
@@ -346,6 +362,7 @@ static mp_status_t setup(bff_vm_t *vm)
 {
     lua_State *L = vm->L;
     luaL_openlibs(L);
+    bff_pattern_install(L); /* string.find/match/gmatch/gsub that charge the CPU budget */
     /* the count hook never fires inside compiled traces: interpret everything */
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     lua_sethook(L, on_hook, LUA_MASKCOUNT, HOOK_STEP);

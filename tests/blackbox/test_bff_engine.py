@@ -98,14 +98,15 @@ class EngineTest(unittest.TestCase):
             return self.get("/version").status
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            bad = [pool.submit(self.get, p) for p in ("/loop", "/pcall-loop", "/bomb")]
+            bad = [pool.submit(self.get, p) for p in ("/loop", "/pcall-loop", "/bomb", "/pattern-bomb")]
             good = [pool.submit(normal) for _ in range(20)]
-            self.assertEqual([f.result().status for f in bad], [500, 500, 500])
+            self.assertEqual([f.result().status for f in bad], [500, 500, 500, 500])
             self.assertEqual([f.result() for f in good], [200] * 20)
         details = [f.result().json["detail"] for f in bad]
         self.assertIn("CPU", details[0])
         self.assertIn("CPU", details[1])
         self.assertIn("memory", details[2])
+        self.assertIn("CPU", details[3])
         self.assertEqual(self.get("/version").json, {"version": "v1"})
 
     def test_sandbox_escape_attempts_are_refused(self):

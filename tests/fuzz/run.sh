@@ -25,6 +25,7 @@ declare -A srcs=(
     [route]="services/gateway/routes.c core/yaml.c core/buf.c core/alloc.c core/status.c"
     [yaml_cfg]="core/yaml.c core/cfg.c core/buf.c core/alloc.c core/status.c"
     [bff_json]="bff/json.c bff/view.c core/buf.c core/alloc.c core/status.c"
+    [bff_pattern]="bff/pattern.c"
     # stub_service.c stands in for the service layer core/input.c replies through
     [bff_route]="bff/routes.c core/url.c core/input.c core/problem.c core/buf.c core/alloc.c core/status.c
                  tests/fuzz/stub_service.c"
@@ -37,6 +38,7 @@ declare -A srcs=(
 declare -A incs=(
     [route]="-I$root/services/gateway"
     [bff_json]="-I$root/bff -I$root/bff/include"
+    [bff_pattern]="-I$root -I$root/bff -I$root/bff/include"
     [bff_route]="-I$root/bff -I$root/bff/include"
     [validate]="-I$root -I$root/services/gateway"
 )
@@ -44,6 +46,7 @@ declare -A incs=(
 pkgs=(jansson yaml-0.1 libcrypto)
 declare -A extra_pkgs=(
     [bff_json]="luajit libh2o libuv"
+    [bff_pattern]="luajit libh2o libuv"
     [bff_route]="luajit libh2o libuv libnats"
     [natsio]="libh2o libuv libssl libnats"
     [validate]="libh2o libuv libnats"

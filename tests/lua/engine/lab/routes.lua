@@ -84,6 +84,13 @@ bff.get("/pcall-loop", function()
   end
 end)
 
+-- backtracking in C, where the count hook never fires: string.find charges its own steps (bff/pattern.c)
+bff.get("/pattern-bomb", function()
+  local s = string.rep("a", 200000)
+  local ok = pcall(string.find, s, ".-.-b") -- the kill is not an error pcall may keep
+  return { ok = ok }
+end)
+
 bff.get("/bomb", function()
   local t = {}
   for i = 1, 1e9 do
