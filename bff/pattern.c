@@ -357,16 +357,27 @@ static int push_captures(matcher_t *m, const char *s, const char *e)
     return n;
 }
 
-static void matcher_init(matcher_t *m, lua_State *L, const char *s, size_t ls, const char *p, size_t lp)
+/* The pattern ends at its first NUL, as in LuaJIT (Lua 5.1's matcher stops there). */
+static void matcher_init(matcher_t *m, lua_State *L, const char *s, size_t ls, const char *p)
 {
     memset(m, 0, sizeof(*m));
     m->L = L;
     m->src = s;
     m->src_end = s + ls;
-    m->pat_end = p + lp;
+    m->pat_end = p + strlen(p);
 }
 
 /* ---- the library functions ------------------------------------------------------------ */
+
+/* Any special character in all lp bytes (past a NUL too: LuaJIT looks at the whole string, and then matches the
+ * pattern only up to that NUL). */
+static int has_specials(const char *p, size_t lp)
+{
+    for (const char *c = SPECIALS; *c; c++)
+        if (memchr(p, *c, lp))
+            return 1;
+    return 0;
+}
 
 static int find_or_match(lua_State *L, int find)
 {
@@ -378,7 +389,7 @@ static int find_or_match(lua_State *L, int find)
         init = 0;
     else if ((size_t)init > ls) /* Lua 5.1's rule, which LuaJIT keeps: past the end means at the end */
         init = (ptrdiff_t)ls;
-    if (find && (lua_toboolean(L, 4) || strpbrk(p, SPECIALS) == NULL || strlen(p) != lp)) {
+    if (find && (lua_toboolean(L, 4) || !has_specials(p, lp))) {
         const char *hit = lp == 0 ? s + init : memmem(s + init, ls - (size_t)init, p, lp);
         if (hit == NULL) {
             lua_pushnil(L);
@@ -389,7 +400,7 @@ static int find_or_match(lua_State *L, int find)
         return 2;
     }
     matcher_t m;
-    matcher_init(&m, L, s, ls, p, lp);
+    matcher_init(&m, L, s, ls, p);
     int anchored = *p == '^';
     if (anchored)
         p++;
@@ -423,10 +434,10 @@ static int l_match(lua_State *L)
 /* the iterator gmatch returns: upvalues (subject, pattern, where the next search starts) */
 static int gmatch_next(lua_State *L)
 {
-    size_t ls, lp;
-    const char *s = lua_tolstring(L, lua_upvalueindex(1), &ls), *p = lua_tolstring(L, lua_upvalueindex(2), &lp);
+    size_t ls;
+    const char *s = lua_tolstring(L, lua_upvalueindex(1), &ls), *p = lua_tostring(L, lua_upvalueindex(2));
     matcher_t m;
-    matcher_init(&m, L, s, ls, p, lp);
+    matcher_init(&m, L, s, ls, p);
     for (const char *from = s + lua_tointeger(L, lua_upvalueindex(3)); from <= m.src_end; from++) {
         m.level = 0;
         m.depth = 0;
@@ -503,14 +514,14 @@ static void add_replacement(matcher_t *m, luaL_Buffer *b, const char *s, const c
 
 static int l_gsub(lua_State *L)
 {
-    size_t ls, lp;
-    const char *s = luaL_checklstring(L, 1, &ls), *p = luaL_checklstring(L, 2, &lp);
+    size_t ls;
+    const char *s = luaL_checklstring(L, 1, &ls), *p = luaL_checkstring(L, 2);
     int rt = lua_type(L, 3);
     lua_Integer max = luaL_optinteger(L, 4, (lua_Integer)ls + 1), n = 0;
     luaL_argcheck(L, rt == LUA_TNUMBER || rt == LUA_TSTRING || rt == LUA_TFUNCTION || rt == LUA_TTABLE, 3,
                   "string/function/table expected");
     matcher_t m;
-    matcher_init(&m, L, s, ls, p, lp);
+    matcher_init(&m, L, s, ls, p);
     int anchored = *p == '^';
     if (anchored)
         p++;

@@ -162,6 +162,13 @@ static void test_replacement_strings_and_values(void **st)
         "return string.find('a.c', '.', 1, true)",
         "return string.find('a\\0c', '\\0')",
         "return (('x'):rep(3):gsub('x', 'y'))",
+        "return string.find('a\\0bx', '\\0.')",
+        "return string.find('a\\0bx', '\\0b')",
+        "return string.find('a\\0bx', 'b\\0')",
+        "return string.match('a\\0bx', 'b\\0.')",
+        "return string.gsub('a\\0b', '\\0', 'z')",
+        "return string.gsub('a\\0b', 'a\\0', 'z')",
+        "local n = 0 for w in string.gmatch('a\\0a', 'a\\0x') do n = n + 1 end return n",
     };
     for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
         char a[512], b[512];
