@@ -129,7 +129,8 @@ def real_setup(mp: Moonport) -> str:
     r = c.post("/v1/auth/register", {"email": email, "password": "bench-password-42", "display_name": "Bench"})
     assert r.status == 201, r.body
     token = c.post("/v1/auth/login", {"email": email, "password": "bench-password-42"}).json["access_token"]
-    product = c.get("/v1/products?limit=1").json["items"][0]["id"]
+    # the seed leaves some products out of stock; order one that has some
+    product = next(p["id"] for p in c.get("/v1/products?limit=50").json["items"] if p["stock"] > 0)
     r = c.post("/v1/orders", {"items": [{"product_id": product, "quantity": 1}], "payment_token": "tok_ok"},
                token=token, headers={"Idempotency-Key": f"bench-{time.time_ns()}"})
     assert r.status == 201, r.body
