@@ -262,6 +262,7 @@ mp_status_t mp_http_server_start(mp_http_server_t **out, const mp_http_opts_t *o
     srv->conf.http1.req_timeout = idle;
     srv->conf.http2.idle_timeout = idle;
     srv->host = h2o_config_register_host(&srv->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    mp_http_problem_errors(srv->host);
     if (opts->configure)
         opts->configure(opts->arg, &srv->conf, srv->host);
 

@@ -47,7 +47,13 @@ int gw_bff_on_req(h2o_handler_t *self, h2o_req_t *req)
         gw_proxy_fail(gr, 404, "no BFF is configured");
         return 0;
     }
-    if (gw_edge_secure(gr) && gw_auth_check(gr))
+    if (!gw_edge_secure(gr))
+        return 0;
+    if (req->entity.base != NULL && req->entity.len > gr->th->gw->bff_body_limit) {
+        gw_proxy_fail(gr, 413, "the request body is larger than the BFF accepts");
+        return 0;
+    }
+    if (gw_auth_check(gr))
         after_auth(gr);
     return 0;
 }

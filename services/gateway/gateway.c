@@ -188,6 +188,7 @@ static void gateway_configure(mp_svc_t *svc, mp_cfg_t *cfg)
     gw->bff.cpu_budget = mp_cfg_int(cfg, "bff.cpu_budget", 10000000, 100000, 10000000000LL);
     gw->bff.memory_limit = (size_t)mp_cfg_size(cfg, "bff.memory_limit", 256 << 20, 16 << 20, 1LL << 34);
     gw->bff.request_alloc_limit = (size_t)mp_cfg_size(cfg, "bff.request_alloc_limit", 64 << 20, 1 << 20, 1LL << 32);
+    gw->bff_body_limit = (size_t)mp_cfg_size(cfg, "bff.body_limit", 1 << 20, 1024, 64 << 20);
     gw_settings_read(gw, cfg);
 }
 
@@ -241,6 +242,17 @@ static mp_status_t gateway_init(mp_svc_t *svc)
     return MP_OK;
 }
 
+/* h2o's own ceiling on a request body. A body a little over a route's limit is read whole and refused by the route
+ * with a 413 problem on a connection that stays usable; h2o cuts off only bodies twice the largest limit (also a
+ * problem, http_errors.c, and the connection is closed without reading the rest). */
+static size_t h2o_body_ceiling(const gw_t *gw)
+{
+    size_t most = (size_t)gw->routes.max_body;
+    if (gw->bff_enabled && gw->bff_body_limit > most)
+        most = gw->bff_body_limit;
+    return 2 * most + 64 * 1024;
+}
+
 static mp_status_t gateway_start(mp_svc_t *svc)
 {
     gw_t *gw = &gw_state;
@@ -256,7 +268,7 @@ static mp_status_t gateway_start(mp_svc_t *svc)
         .name = "gateway",
         .listen = gw->listen,
         .threads = gw->threads,
-        .max_body = (size_t)gw->routes.max_body + 1,
+        .max_body = h2o_body_ceiling(gw),
         .idle_timeout_ms = gw->idle_timeout_ms,
         .tls_cert = gw->tls_cert,
         .tls_key = gw->tls_key,

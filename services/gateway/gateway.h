@@ -75,6 +75,7 @@ typedef struct gw {
     const char *tls_cert, *tls_key;
     bool bff_enabled;
     mp_bff_opts_t bff;
+    size_t bff_body_limit;   /* request bodies the BFF mount takes (bff.body_limit); more is 413 */
     const char *hsts;        /* Strict-Transport-Security value under TLS; NULL: off */
     size_t max_header_bytes; /* all request headers together; 431 past it */
     bool validate;           /* check requests against api-specs/ */

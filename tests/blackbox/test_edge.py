@@ -148,6 +148,58 @@ class HeaderLimitTest(unittest.TestCase):
             self.assertNotRegex(r.header("server") or "", r"\d")
 
 
+def raw_exchange(port: int, head: bytes, body: bytes = b"") -> tuple[int, dict, bytes]:
+    """Sends a request as raw bytes and reads one response: (status, lower-cased headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        top, _, rest = data.partition(b"\r\n\r\n")
+        lines = top.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        want = int(headers.get("content-length", "0"))
+        while len(rest) < want:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return int(lines[0].split()[1]), headers, rest
+
+
+class BodyLimitTest(unittest.TestCase):
+    """Past the 1 MiB default (CONVENTIONS.md): 413 as a problem, from the REST routes, the BFFs and h2o itself."""
+
+    def assert_problem(self, status, headers, body, want):
+        self.assertEqual(status, want, body)
+        self.assertEqual(headers.get("content-type"), "application/problem+json")
+        self.assertEqual(json.loads(body)["status"], want)
+        self.assertEqual(json.loads(body)["request_id"], headers.get("x-request-id"))
+        self.assertEqual(headers.get("x-content-type-options"), "nosniff")
+
+    def test_a_body_just_over_the_limit_is_a_413_problem_and_the_connection_lives_on(self):
+        c = client()
+        big = {"email": "a" * (1024 * 1024), "password": "x"}
+        for path in ("/v1/auth/login", "/bff/web/checkout"):
+            r = c.post(path, big, headers={"Idempotency-Key": "k"})
+            self.assertEqual(r.status, 413, (path, r.body))
+            self.assertEqual(r.header("content-type"), "application/problem+json")
+            self.assertEqual(r.json["status"], 413)
+            self.assertEqual(r.json["request_id"], r.header("x-request-id"))
+        self.assertEqual(c.get("/.well-known/jwks.json").status, 200)
+
+    def test_a_huge_body_is_refused_by_h2o_as_a_problem_too(self):
+        port = int(context.MOONPORT.url.rsplit(":", 1)[1])
+        head = (b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"X-Request-Id: huge-1\r\nContent-Length: 50000000\r\n\r\n")
+        status, headers, body = raw_exchange(port, head)
+        self.assert_problem(status, headers, body, 413)
+        self.assertEqual(headers.get("x-request-id"), "huge-1")
+
+
 class GzipTest(unittest.TestCase):
     def test_json_is_gzipped_when_accepted(self):
         contract = Contract([({"method": "GET", "path": "/v1/zz/big", "subject": "notification.v1.zz_big",

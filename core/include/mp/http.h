@@ -60,6 +60,10 @@ mp_status_t mp_http_server_start(mp_http_server_t **out, const mp_http_opts_t *o
  *  thread that is not one of the server's loops. Accepts NULL. */
 void mp_http_server_stop(mp_http_server_t *srv, int drain_ms);
 
+/** Turns the errors h2o answers by itself (413 past max_body, 400 for a malformed request) into problem+json with
+ *  X-Request-Id. mp_http_server_start() does it for its host. (http_errors.c) */
+void mp_http_problem_errors(h2o_hostconf_t *host);
+
 /** The bound port (useful with port 0). */
 int mp_http_server_port(const mp_http_server_t *srv);
 
