@@ -223,7 +223,8 @@ struct bff_req {
     bool wait_all;  /* awaiting a group, stop early on a required failure */
     bool running;   /* inside lua_resume */
     bool gone, done;
-    int killed; /* 1 cpu, 2 memory */
+    int killed;    /* 1 cpu, 2 memory */
+    bool replayed; /* a call was answered Idempotent-Replayed: the response says so too */
     int64_t instructions;
     size_t allocated;
     bff_degraded_t *degraded; /* BFF_MAX_DEGRADED, allocated by the first fallback: most requests have none */

@@ -83,6 +83,8 @@ static void deliver(bff_req_t *r, int status, const char *ctype, const mp_buf_t 
     bool timing = r->client->cfg->server_timing >= 0 ? r->client->cfg->server_timing : r->vm->server_timing;
     if (timing)
         server_timing(r);
+    if (r->replayed && status < 300)
+        add_header(r, "idempotent-replayed", "true");
     mp_http_send(r->req, status, ctype, body->base ? body->base : "", body->len, r->rc.request_id);
 }
 

@@ -23,7 +23,10 @@ static void on_bus_reply(void *arg, mp_status_t st, const mp_reply_t *reply)
     if (st == MP_ECANCELED)
         return; /* cancelled by its request, which frees the call itself */
     int status = reply ? reply->status : 0;
-    size_t len = reply ? reply->len : 0;
+    size_t len = reply ? reply->len : 0, n = 0;
+    const char *replayed = reply ? mp_reply_header(reply, "Idempotent-Replayed", &n) : NULL;
+    if (replayed && c->r && n == 4 && strncasecmp(replayed, "true", 4) == 0)
+        c->r->replayed = true; /* a retried checkout: the app learns it was the first one's answer */
     char *body = reply ? mp_xstrndup(reply->data, len) : NULL;
     bff_call_complete(c, st, status, body, len);
 }

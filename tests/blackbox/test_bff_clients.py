@@ -35,6 +35,8 @@ class WebAndMobileTest(unittest.TestCase):
         again = self.checkout(self.t, key)
         self.assertEqual(again.status, 201, again.body)
         self.assertEqual(again.json["id"], first.json["id"], "a retried checkout must not order twice")
+        self.assertIsNone(first.header("idempotent-replayed"))
+        self.assertEqual(again.header("idempotent-replayed"), "true")  # as the REST route says it (CONVENTIONS.md)
         self.assertEqual(first.json["total"]["amount"], 2500 + 2 * 900)
 
         wait_status(self.c, self.t, first.json["id"], "confirmed")
