@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include "mp/alloc.h"
+#include "mp/cors.h"
 #include "mp/http_resp.h"
 #include "mp/log.h"
 #include "bff_int.h"
@@ -160,7 +161,7 @@ static bool cors(h2o_req_t *req, const bff_client_cfg_t *cfg, const mp_reqctx_t 
     if (ok) {
         add(req, "access-control-allow-origin", origin, olen);
         add(req, "vary", "Origin", 6);
-        add(req, "access-control-expose-headers", H2O_STRLIT("X-Request-Id, Server-Timing"));
+        add(req, "access-control-expose-headers", H2O_STRLIT(MP_CORS_EXPOSE_HEADERS ", Server-Timing"));
     }
     if (!preflight)
         return false;
@@ -169,8 +170,7 @@ static bool cors(h2o_req_t *req, const bff_client_cfg_t *cfg, const mp_reqctx_t 
         return true;
     }
     add(req, "access-control-allow-methods", H2O_STRLIT("GET, POST, PUT, PATCH, DELETE"));
-    add(req, "access-control-allow-headers",
-        H2O_STRLIT("Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, X-Request-Id"));
+    add(req, "access-control-allow-headers", H2O_STRLIT(MP_CORS_ALLOW_HEADERS));
     add(req, "access-control-max-age", H2O_STRLIT("600"));
     mp_http_send(req, 204, NULL, "", 0, rc->request_id);
     return true;

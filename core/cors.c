@@ -8,11 +8,6 @@
 #include "mp/cors.h"
 #include "mp/http_resp.h"
 
-#define ALLOW_HEADERS "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, X-Request-Id, traceparent"
-#define EXPOSE_HEADERS                                                                                                 \
-    "X-Request-Id, ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "               \
-    "Idempotent-Replayed"
-
 void mp_cors_init(mp_cors_t *c, const char *const *origins, size_t n, int max_age_s)
 {
     c->origins = origins;
@@ -56,7 +51,7 @@ void mp_cors_apply(const mp_cors_t *c, h2o_req_t *req)
         return;
     allow_origin(req, origin);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0, NULL,
-                          H2O_STRLIT(EXPOSE_HEADERS));
+                          H2O_STRLIT(MP_CORS_EXPOSE_HEADERS));
 }
 
 void mp_cors_preflight(const mp_cors_t *c, h2o_req_t *req, const char *allow_methods, const char *request_id)
@@ -75,7 +70,7 @@ void mp_cors_preflight(const mp_cors_t *c, h2o_req_t *req, const char *allow_met
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
                           h2o_strdup(&req->pool, allow_methods, SIZE_MAX).base, strlen(allow_methods));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
-                          H2O_STRLIT(ALLOW_HEADERS));
+                          H2O_STRLIT(MP_CORS_ALLOW_HEADERS));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL, c->max_age,
                           strlen(c->max_age));
     mp_http_send(req, 204, NULL, "", 0, request_id);

@@ -156,6 +156,13 @@ class EngineTest(unittest.TestCase):
         self.assertEqual(r.status, 204)
         self.assertEqual(r.header("access-control-allow-origin"), "http://localhost:5173")
         self.assertIn("GET", r.header("access-control-allow-methods"))
+        # the same request headers as REST (a browser app sends traceparent and Idempotency-Key to both) ...
+        allowed = {h.strip().lower() for h in r.header("access-control-allow-headers").split(",")}
+        self.assertLessEqual({"authorization", "content-type", "idempotency-key", "traceparent", "x-request-id"},
+                             allowed)
+        # ... and the app may read what tells it about its request
+        exposed = {h.strip().lower() for h in r.header("access-control-expose-headers").split(",")}
+        self.assertLessEqual({"x-request-id", "server-timing", "idempotent-replayed", "retry-after"}, exposed)
         r = request(self.mp.url, "OPTIONS", "/bff/lab/version",
                     headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"})
         self.assertEqual(r.status, 403)

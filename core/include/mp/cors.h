@@ -28,6 +28,13 @@
 #include <stddef.h>
 #include <h2o.h>
 
+/* What browsers may send and read, the same for REST and the BFFs (which also expose Server-Timing). */
+#define MP_CORS_ALLOW_HEADERS                                                                                          \
+    "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, X-Request-Id, traceparent"
+#define MP_CORS_EXPOSE_HEADERS                                                                                         \
+    "X-Request-Id, ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "               \
+    "Idempotent-Replayed"
+
 typedef struct mp_cors {
     const char *const *origins; /* borrowed */
     size_t n;
