@@ -120,6 +120,7 @@ def main() -> int:
         assert "ready" in echo.stdout.readline()
         for b in builds:
             mp = Moonport(st, os.path.join(b, "moonport"), roles="gateway", log_level="warn",
+                          rate_limits={"bff": {"enabled": False}},  # as bench/run.py's engine rows
                           env={"MOONPORT_GATEWAY_THREADS": str(args.threads)} if args.threads else None,
                           extra_config=f"bff:\n  scripts_dir: {os.path.join(ROOT, 'bench', 'lua')}\n"
                                        "  hot_reload: false\n  server_timing: false\n")

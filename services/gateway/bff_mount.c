@@ -4,6 +4,8 @@
  * (including the wait for a key refresh on an unknown kid); the engine then
  * decides per route whether a caller is required. An invalid token is a 401
  * even on public BFF routes: a client that sends one should learn it is bad.
+ * Every BFF request then takes a token from the rate-limit group `bff` (by
+ * caller, or by address for anonymous ones) like any REST route.
  */
 #include <string.h>
 #include "mp/http.h"
@@ -11,10 +13,17 @@
 
 static gw_route_t bff_route = {.method = "*", .path = "/bff/", .subject = "", .auth = GW_AUTH_OPTIONAL, .group = "bff"};
 
-static void after_auth(gw_req_t *gr)
+static void to_engine(gw_req_t *gr)
 {
     mp_bff_caller_t caller = {gr->claims.sub, gr->roles};
     mp_bff_handle(gr->th->bff, gr->req, &gr->rc, gr->authenticated ? &caller : NULL);
+}
+
+/* the limit is keyed by the verified caller, so it comes after the token check */
+static void after_auth(gw_req_t *gr)
+{
+    if (gw_policy_rate_limit(gr))
+        to_engine(gr);
 }
 
 static void on_gr_dispose(void *p)
@@ -23,6 +32,8 @@ static void on_gr_dispose(void *p)
     gr->gone = 1;
     if (h2o_linklist_is_linked(&gr->waiter))
         h2o_linklist_unlink(&gr->waiter);
+    if (gr->limit_wait)
+        gw_limiter_cancel(gr->th->limiter, gr->limit_wait);
 }
 
 int gw_bff_on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -35,7 +46,9 @@ int gw_bff_on_req(h2o_handler_t *self, h2o_req_t *req)
     gr->req = req;
     gr->th = t->user;
     gr->cont = after_auth;
+    gr->after_limit = to_engine;
     gr->match.route = &bff_route;
+    gr->pol = &gr->th->gw->bff_policy;
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
     const char *rid = i >= 0 ? req->headers.entries[i].value.base : NULL;
     rid_len = i >= 0 ? req->headers.entries[i].value.len : 0;

@@ -95,6 +95,7 @@ typedef struct gw {
     size_t nconf_limits;
     gw_rl_policy_t *limits; /* every group the routes use (gw_settings_bind) */
     size_t nlimits;
+    gw_route_policy_t bff_policy; /* the /bff/ mount: rate-limited as the group `bff` */
     gw_limiter_shared_t limiter;
     char *redis_password; /* secret, owned */
     bool breakers;        /* master switch */
@@ -144,9 +145,10 @@ typedef struct gw_req {
     int gone;       /* the client went away: the pool is being disposed */
     int holds_slot; /* counted in its route's in-flight total */
     int64_t t0_ns;
-    h2o_linklist_t waiter;           /* in th->key_waiters while parked */
-    void (*cont)(struct gw_req *gr); /* what runs after the token check (NULL: the REST proxy) */
-    gw_limit_wait_t *limit_wait;     /* waiting for a rate-limit decision */
+    h2o_linklist_t waiter;                  /* in th->key_waiters while parked */
+    void (*cont)(struct gw_req *gr);        /* what runs after the token check (NULL: the REST proxy) */
+    void (*after_limit)(struct gw_req *gr); /* what runs after a rate-limit decision that let it through (NULL: REST) */
+    gw_limit_wait_t *limit_wait;            /* waiting for a rate-limit decision */
     /* the call, kept for retries */
     char *body;
     size_t body_len;

@@ -72,8 +72,12 @@ static void on_decision(void *arg, const gw_rl_result_t *res)
     gr->limit_wait = NULL;
     if (gr->gone)
         return;
-    if (apply(gr, res))
-        gw_proxy_after_limit(gr);
+    if (apply(gr, res)) {
+        if (gr->after_limit)
+            gr->after_limit(gr);
+        else
+            gw_proxy_after_limit(gr);
+    }
 }
 
 int gw_policy_rate_limit(gw_req_t *gr)

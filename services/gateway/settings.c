@@ -289,7 +289,7 @@ void gw_settings_bind(gw_t *gw)
         mp_metrics_gauge("moonport_gateway_route_policy", "Each route's policies (value: max in flight)",
                          "route,method,group,service,timeout_ms,retry,validated");
     gw->policies = mp_xcalloc(gw->routes.n ? gw->routes.n : 1, sizeof(*gw->policies));
-    gw->limits = mp_xcalloc(gw->nconf_limits + gw->routes.n + 1, sizeof(*gw->limits));
+    gw->limits = mp_xcalloc(gw->nconf_limits + gw->routes.n + 2, sizeof(*gw->limits)); /* + `default`, `bff` */
     memcpy(gw->limits, gw->conf_limits, gw->nconf_limits * sizeof(*gw->limits));
     gw->nlimits = gw->nconf_limits;
     gw->services = mp_xcalloc(gw->routes.n ? gw->routes.n : 1, sizeof(*gw->services));
@@ -318,6 +318,9 @@ void gw_settings_bind(gw_t *gw)
                                                        gw->validate ? "true" : "false")),
                       p->max_inflight);
     }
+    /* every BFF request, whatever its client and route, counts against the group `bff` */
+    gw->bff_policy.limit = limit_for(gw, "bff") ? limit_for(gw, "bff") : add_limit(gw, "bff");
+    gw->bff_policy.m_limited = mp_metric_series(rejected, MP_LABELS("/bff/", "rate_limited"));
     for (size_t i = 0; i < gw->nlimits; i++) {
         gw_rl_policy_t *lim = &gw->limits[i];
         lim->m_allowed = mp_metric_series(decisions, MP_LABELS(lim->group, "allowed"));
@@ -329,6 +332,8 @@ void gw_settings_bind(gw_t *gw)
     for (size_t i = 0; i < gw->routes.n; i++)
         if (!gw->rate_limit || !gw->policies[i].limit->enabled)
             gw->policies[i].limit = NULL;
+    if (!gw->rate_limit || !gw->bff_policy.limit->enabled)
+        gw->bff_policy.limit = NULL;
     mp_metrics_on_collect(on_collect, gw);
 }
 

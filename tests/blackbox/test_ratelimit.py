@@ -139,5 +139,33 @@ class RedisOutageTest(unittest.TestCase):
             contract.close()
 
 
+class BffLimitTest(unittest.TestCase):
+    """Every BFF request takes a token from the group `bff`, by caller or (anonymous) by address."""
+
+    def test_bff_requests_are_limited_with_the_same_answers_as_rest(self):
+        import shutil, tempfile
+        scripts = tempfile.mkdtemp(prefix="moonport-lua-")
+        shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "lua", "engine"), scripts, dirs_exist_ok=True)
+        env = {"MOONPORT_GATEWAY_RATE_LIMIT_KEY_PREFIX": f"mp:rl:bff-{os.getpid()}-{time.time_ns()}:"}
+        gw = context.new_moonport(roles="gateway", extra_config=f"bff:\n  scripts_dir: {scripts}\n",
+                                  rate_limits={"bff": {"rate": "1/m", "burst": 3, "key": "ip"}}, env=env).start()
+        try:
+            c = Client(gw.url)
+            answers = [c.get("/bff/lab/version") for _ in range(5)]
+            self.assertEqual([r.status for r in answers], [200, 200, 200, 429, 429])
+            self.assertEqual(answers[0].json, {"version": "v1"})
+            self.assertEqual(answers[0].header("ratelimit-limit"), "3")
+            self.assertEqual(answers[2].header("ratelimit-remaining"), "0")
+            refused = answers[3]
+            self.assertEqual(refused.header("content-type"), "application/problem+json")
+            self.assertEqual(refused.json["status"], 429)
+            self.assertGreaterEqual(int(refused.header("retry-after")), 1)
+            self.assertGreaterEqual(gw.metric("moonport_gateway_rejected_total", route="/bff/",
+                                              reason="rate_limited"), 2)
+        finally:
+            gw.stop()
+            shutil.rmtree(scripts, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()
