@@ -8,6 +8,28 @@
 #include <string.h>
 #include "mp/json.h"
 
+size_t mp_json_compact(char *out, const char *in, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+            continue;
+        out[n++] = c;
+        if (c != '"')
+            continue;
+        /* a string: copied whole, up to its closing quote (a backslash takes the next byte with it) */
+        for (i++; i < len && in[i] != '"'; i++) {
+            out[n++] = in[i];
+            if (in[i] == '\\' && i + 1 < len)
+                out[n++] = in[++i];
+        }
+        if (i < len)
+            out[n++] = '"';
+    }
+    return n;
+}
+
 bool mp_json_depth_ok(const char *text, size_t len, int max)
 {
     int depth = 0, in_str = 0;

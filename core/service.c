@@ -50,7 +50,13 @@ mp_status_t mp_svc_reply_json(mp_svc_req_t *req, int status, json_t *body)
 mp_status_t mp_svc_reply_raw(mp_svc_req_t *req, int status, const char *content_type, const void *body, size_t len)
 {
     mp_svc_reply_header(req, "Content-Type", content_type);
-    return send_reply(req, status, body, len);
+    if (strcmp(content_type, "application/json") != 0 || len == 0)
+        return send_reply(req, status, body, len);
+    /* JSON rendered by Postgres comes spaced out ("a" : 1, ...): every client gets it compact, as jansson writes */
+    char *compact = mp_xmalloc(len);
+    mp_status_t st = send_reply(req, status, compact, mp_json_compact(compact, body, len));
+    free(compact);
+    return st;
 }
 
 mp_status_t mp_svc_reply_problem(mp_svc_req_t *req, int status, const char *detail, mp_problem_errors_t *errors)

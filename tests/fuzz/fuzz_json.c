@@ -1,12 +1,13 @@
 /*
- * fuzz_json.c: libFuzzer target for mp_json_parse(), mp_json_depth_ok() and
- * mp_json_dump().
+ * fuzz_json.c: libFuzzer target for mp_json_parse(), mp_json_depth_ok(),
+ * mp_json_dump() and mp_json_compact().
  *
  * Every input goes through the raw depth scan and the strict parser. A value
  * that parses must dump to text that parses again to an equal value (the
  * dump is what services send on), must stay within the depth limit, and the
  * raw scan must agree with the parser: whatever the parser accepted was not
- * refused as too deep. Aborts on any broken property; the sanitizers catch
+ * refused as too deep. Compacting any bytes stays within them, and compacted
+ * JSON parses to the same value. Aborts on any broken property; the sanitizers catch
  * the rest. Seeds: tests/fuzz/corpus/json/.
  */
 #include <stdint.h>
@@ -26,9 +27,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *v = NULL, *again = NULL;
     bool depth_ok = mp_json_depth_ok(text, size, MP_JSON_MAX_DEPTH);
 
-    (void)mp_json_depth_ok(text, size, 0); /* any limit, any bytes: must not crash */
-    if (mp_json_parse(&v, text, size) != MP_OK)
+    (void)mp_json_depth_ok(text, size, 0);   /* any limit, any bytes: must not crash */
+    char *compact = malloc(size ? size : 1); /* exactly the input's size: ASan sees any write past it */
+    size_t clen = mp_json_compact(compact, text, size);
+    if (clen > size)
+        die("compacting made the text longer", data, size);
+    if (mp_json_parse(&v, text, size) != MP_OK) {
+        free(compact);
         return 0;
+    }
+    if (mp_json_parse(&again, compact, clen) != MP_OK || !json_equal(v, again))
+        die("the compacted text is another value", data, size);
+    json_decref(again);
+    again = NULL;
+    free(compact);
     if (!depth_ok)
         die("parsed although the depth scan refused it", data, size);
 

@@ -19,6 +19,11 @@
  *  bytes; does not validate the rest of the syntax. */
 bool mp_json_depth_ok(const char *text, size_t len, int max);
 
+/** Copies JSON text `in` to `out` (room for `len` bytes) without the whitespace between tokens, as Postgres's
+ *  json_build_object puts it (`{"a" : 1, "b" : 2}`); strings are copied as they are. Returns the new length. Works on
+ *  any bytes (text that is not JSON comes out with its whitespace outside quotes removed). */
+size_t mp_json_compact(char *out, const char *in, size_t len);
+
 /** Parses `len` bytes as one JSON value (any type; duplicate keys rejected; NUL bytes in strings refused) within the
  *  depth limit. Errors: MP_EINVAL with "line L column C: what" in mp_err_get(). New reference in `*out`. */
 mp_status_t mp_json_parse(json_t **out, const char *text, size_t len);

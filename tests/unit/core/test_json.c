@@ -187,6 +187,30 @@ static void test_json_dump_compact_in_order(void **state)
     assert_null(mp_json_str(NULL, "k"));
 }
 
+static void compact_is(const char *in, const char *want)
+{
+    char out[256];
+    size_t n = mp_json_compact(out, in, strlen(in));
+    out[n] = '\0';
+    assert_string_equal(out, want);
+}
+
+static void test_json_compact_drops_only_the_space_between_tokens(void **state)
+{
+    /* as Postgres's json_build_object renders */
+    compact_is(
+        "{\"id\" : \"p1\", \"price\" : {\"amount\" : 1250, \"currency\" : \"EUR\"}, \"tags\" : [\"a b\", \"c\"]}",
+        "{\"id\":\"p1\",\"price\":{\"amount\":1250,\"currency\":\"EUR\"},\"tags\":[\"a b\",\"c\"]}");
+    compact_is(" [ 1 ,\t2 ,\r\n 3 ] ", "[1,2,3]");
+    /* strings keep every byte, escaped quotes and backslashes included */
+    compact_is("{\"s\" : \"  spaced \\\" out \\\\\" }", "{\"s\":\"  spaced \\\" out \\\\\"}");
+    compact_is("\"a : b\"", "\"a : b\"");
+    compact_is("", "");
+    /* text that is not JSON (an unterminated string) never reads or writes past its length */
+    compact_is("{\"open : ", "{\"open : ");
+    compact_is("\"\\", "\"\\");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_json_error_has_line_and_column),
         cmocka_unit_test(test_json_any_value_and_trailing_garbage),
         cmocka_unit_test(test_json_dump_compact_in_order),
+        cmocka_unit_test(test_json_compact_drops_only_the_space_between_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
