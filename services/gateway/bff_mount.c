@@ -26,36 +26,13 @@ static void after_auth(gw_req_t *gr)
         to_engine(gr);
 }
 
-static void on_gr_dispose(void *p)
-{
-    gw_req_t *gr = p;
-    gr->gone = 1;
-    if (h2o_linklist_is_linked(&gr->waiter))
-        h2o_linklist_unlink(&gr->waiter);
-    if (gr->limit_wait)
-        gw_limiter_cancel(gr->th->limiter, gr->limit_wait);
-}
-
 int gw_bff_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    mp_http_thread_t *t = mp_http_thread_of(req);
-    gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gr_dispose);
-    size_t rid_len = 0, tp_len = 0;
-    mp_http_track(req);
-    memset(gr, 0, sizeof(*gr));
-    gr->req = req;
-    gr->th = t->user;
+    gw_req_t *gr = gw_req_new(req);
     gr->cont = after_auth;
     gr->after_limit = to_engine;
     gr->match.route = &bff_route;
     gr->pol = &gr->th->gw->bff_policy;
-    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
-    const char *rid = i >= 0 ? req->headers.entries[i].value.base : NULL;
-    rid_len = i >= 0 ? req->headers.entries[i].value.len : 0;
-    i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), -1);
-    const char *tp = i >= 0 ? req->headers.entries[i].value.base : NULL;
-    tp_len = i >= 0 ? req->headers.entries[i].value.len : 0;
-    mp_reqctx_init(&gr->rc, rid, rid_len, tp, tp_len);
     if (gr->th->bff == NULL) {
         gw_proxy_fail(gr, 404, "no BFF is configured");
         return 0;

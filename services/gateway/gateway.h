@@ -170,6 +170,9 @@ int gw_auth_check(gw_req_t *gr);
 void gw_proxy_continue(gw_req_t *gr);
 
 /** Sends a problem for the request and records it. */
+/** A request's gateway state in its pool: the request id and trace context from its headers, the clock started, and
+ *  cleanup (pending calls, limit waits, in-flight slots) when the pool goes. Both mounts start with it. (proxy.c) */
+gw_req_t *gw_req_new(h2o_req_t *req);
 void gw_proxy_fail(gw_req_t *gr, int status, const char *detail);
 
 /** Records an answered request: metrics and the access log line. */

@@ -281,33 +281,26 @@ static void on_gr_dispose(void *p)
         atomic_fetch_sub(&((gw_route_policy_t *)gr->pol)->inflight, 1);
 }
 
-static const char *header_value(h2o_req_t *req, const h2o_token_t *tok, const char *name, size_t *len)
+gw_req_t *gw_req_new(h2o_req_t *req)
 {
-    ssize_t i =
-        tok ? h2o_find_header(&req->headers, tok, -1) : h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
-    if (i < 0) {
-        *len = 0;
-        return NULL;
-    }
-    *len = req->headers.entries[i].value.len;
-    return req->headers.entries[i].value.base;
+    size_t rid_len = 0, tp_len = 0;
+    gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gr_dispose);
+    mp_http_track(req);
+    memset(gr, 0, sizeof(*gr));
+    gr->req = req;
+    gr->th = mp_http_thread_of(req)->user;
+    gr->t0_ns = mono_ns();
+    const char *rid = mp_http_header(req, "x-request-id", &rid_len);
+    const char *tp = mp_http_header(req, "traceparent", &tp_len);
+    mp_reqctx_init(&gr->rc, rid, rid_len, tp, tp_len);
+    return gr;
 }
 
 int gw_proxy_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    mp_http_thread_t *t = mp_http_thread_of(req);
-    gw_req_t *gr = h2o_mem_alloc_shared(&req->pool, sizeof(*gr), on_gr_dispose);
-    size_t rid_len, tp_len;
+    gw_req_t *gr = gw_req_new(req);
     char allow[64];
 
-    mp_http_track(req);
-    memset(gr, 0, sizeof(*gr));
-    gr->req = req;
-    gr->th = t->user;
-    gr->t0_ns = mono_ns();
-    const char *rid = header_value(req, NULL, "x-request-id", &rid_len);
-    const char *tp = header_value(req, NULL, "traceparent", &tp_len);
-    mp_reqctx_init(&gr->rc, rid, rid_len, tp, tp_len);
     if (!gw_edge_check(gr))
         return 0;
 

@@ -275,6 +275,13 @@ static gw_rl_policy_t *add_limit(gw_t *gw, const char *group)
     return &gw->limits[gw->nlimits - 1];
 }
 
+/* The limits of `group`: as configured, else the built-in or `default` ones (added on first use). */
+static gw_rl_policy_t *group_limit(gw_t *gw, const char *group)
+{
+    gw_rl_policy_t *lim = limit_for(gw, group);
+    return lim ? lim : add_limit(gw, group);
+}
+
 void gw_settings_bind(gw_t *gw)
 {
     mp_metric_t *rejected = mp_metrics_counter("moonport_gateway_rejected_total",
@@ -296,10 +303,7 @@ void gw_settings_bind(gw_t *gw)
     for (size_t i = 0; i < gw->routes.n; i++) {
         const gw_route_t *rt = &gw->routes.items[i];
         gw_route_policy_t *p = &gw->policies[i];
-        gw_rl_policy_t *lim = limit_for(gw, rt->group);
-        if (lim == NULL) /* a group the configuration does not name: the built-in or `default` limits */
-            lim = add_limit(gw, rt->group);
-        p->limit = lim;
+        p->limit = group_limit(gw, rt->group);
         p->service = service_for(gw, rt->subject);
         p->max_inflight = rt->max_inflight ? rt->max_inflight : gw->max_inflight;
         bool get = strcmp(rt->method, "GET") == 0;
@@ -319,7 +323,7 @@ void gw_settings_bind(gw_t *gw)
                       p->max_inflight);
     }
     /* every BFF request, whatever its client and route, counts against the group `bff` */
-    gw->bff_policy.limit = limit_for(gw, "bff") ? limit_for(gw, "bff") : add_limit(gw, "bff");
+    gw->bff_policy.limit = group_limit(gw, "bff");
     gw->bff_policy.m_limited = mp_metric_series(rejected, MP_LABELS("/bff/", "rate_limited"));
     for (size_t i = 0; i < gw->nlimits; i++) {
         gw_rl_policy_t *lim = &gw->limits[i];
