@@ -323,9 +323,11 @@ static long parse_one(mp_natsio_t *n, const char *p, size_t avail)
     } else if (ll >= 4 && strncasecmp(p, "-ERR", 4) == 0) {
         char msg[256]; /* the line only: the buffer is not NUL-terminated */
         snprintf(msg, sizeof(msg), "%.*s", (int)(ll - 4 < sizeof(msg) - 1 ? ll - 4 : sizeof(msg) - 1), p + 4);
-        if (strstr(msg, "Permissions Violation") != NULL) {
+        /* a refused publish costs that one message and the server keeps the connection; a refused subscription
+         * (our inbox) would leave every call waiting for a reply that cannot come: that one reconnects, loudly */
+        if (strstr(msg, "Permissions Violation for Publish") != NULL) {
             on_denied(n, msg);
-            return (long)used; /* the server keeps the connection: only that one message was refused */
+            return (long)used;
         }
         mp_log_kv(MP_LOG_ERROR, NULL, "nats server error", "connection", n->name, "error", msg, NULL);
         return -1;
