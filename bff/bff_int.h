@@ -249,6 +249,7 @@ struct bff_call {
     int fallback_ref;
     bool awaited;
     bool cache_hit, coalesced;
+    bool keyed; /* sent an Idempotency-Key: its reply may say it was a replay */
     int cache_s;
     bool cache_shared;
     char *cache_key;

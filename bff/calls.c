@@ -263,6 +263,8 @@ static int l_call(lua_State *L)
     }
     mp_bus_hdr_t extra[4];
     size_t nextra = call_headers(L, 3, extra, 4);
+    for (size_t i = 0; i < nextra; i++)
+        c->keyed |= strcmp(extra[i].name, "idempotency-key") == 0;
 
     int64_t now = mp_now_ms(), left = r->deadline_ms - now;
     if (timeout <= 0 || timeout > left)

@@ -25,9 +25,10 @@ static void on_bus_reply(void *arg, mp_status_t st, const mp_reply_t *reply)
         return; /* cancelled by its request, which frees the call itself */
     int status = reply ? reply->status : 0;
     size_t len = reply ? reply->len : 0, n = 0;
-    const char *replayed = reply ? mp_reply_header(reply, "Idempotent-Replayed", &n) : NULL;
+    /* a keyed write answered as a replay (a retried checkout): the route's response will say so too */
+    const char *replayed = c->keyed && reply ? mp_reply_header(reply, "Idempotent-Replayed", &n) : NULL;
     if (replayed && c->r && n == 4 && strncasecmp(replayed, "true", 4) == 0)
-        c->r->replayed = true; /* a retried checkout: the app learns it was the first one's answer */
+        c->r->replayed = true;
     char *body = reply ? mp_xstrndup(reply->data, len) : NULL;
     bff_call_complete(c, st, status, body, len);
 }
