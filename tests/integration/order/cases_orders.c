@@ -312,7 +312,7 @@ void test_order_abandoned_claim_gives_its_stock_back(void **state)
     ENV_WAIT(env_long(count, 2, MP_DB_PARAMS(user, "died")) == 0);
     assert_int_equal(env_long(count, 2, MP_DB_PARAMS(user, "died")), 0);
     assert_int_equal(env_long(count, 2, MP_DB_PARAMS(user, "answered")), 1); /* a finished order's key stays */
-    /* a late reserve for the released order (a zombie request) does not take the stock again */
-    reserve_status(body);
+    /* a late reserve for the released order (a zombie request) is refused and does not take the stock again */
+    assert_int_equal(reserve_status(body), 409);
     assert_int_equal(fake_product_available(env_product, env_p1), have);
 }

@@ -119,7 +119,7 @@ static void on_reserve(fake_product_t *fp, mp_msg_t *req, json_t *in)
     reservation_t *r = order_id ? reservation(fp, order_id) : NULL;
     if (r) { /* idempotent per order id: the first outcome, again */
         r->calls++;
-        if (r->rejected || (r->released && !r->live && r->n == 0))
+        if (r->rejected || r->released) /* as Product: once released, an order id never reserves again */
             reply_conflict(fp, req, NULL);
         else
             reply(fp, req, 200, json_pack("{s:s, s:b, s:O}", "order_id", order_id, "reserved", 1, "items", items));
