@@ -177,7 +177,10 @@ def ensure_node_deps() -> None:
 
 
 def keep_best(results: dict, key: str, x: dict) -> None:
-    """Keeps the run with more requests/s under key (its latencies come with it, from the same run)."""
+    """Keeps the run with more requests/s under key (its latencies come with it, from the same run). A run with
+    errors is no result: fast refusals would otherwise win the round and make the ratios."""
+    if x["non_2xx"] or x["socket_errors"]:
+        raise RuntimeError(f"{key}: {x['non_2xx']} non-2xx answers, socket errors: {x['socket_errors']}")
     if key not in results or x["rps"] > results[key]["rps"]:
         results[key] = x
 

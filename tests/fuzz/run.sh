@@ -65,6 +65,12 @@ mkdir -p "$out/artifacts"
 
 failed=()
 summary=()
+for name in "${only[@]}"; do # a misspelt name would otherwise select nothing and pass
+    if [[ ! -f "$root/tests/fuzz/fuzz_$name.c" ]]; then
+        echo "run.sh: no target tests/fuzz/fuzz_$name.c" >&2
+        failed+=("$name (no such target)")
+    fi
+done
 for target in "$root"/tests/fuzz/fuzz_*.c; do
     name=$(basename "$target" .c)
     name=${name#fuzz_}
