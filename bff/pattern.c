@@ -15,7 +15,8 @@
  * pattern and recurses only where a choice is made (a quantifier, a
  * capture), so recursion is bounded by the pattern's items; it also stops
  * at MAX_DEPTH ("pattern too complex"), as stack is not unlimited on a loop
- * thread. tests/unit/bff/test_pattern.c holds it to LuaJIT's answers.
+ * thread. tests/unit/bff/test_lua_pattern.c and
+ * tests/fuzz/fuzz_bff_pattern.c hold it to LuaJIT's answers.
  */
 #define _GNU_SOURCE /* memmem */
 #include <ctype.h>

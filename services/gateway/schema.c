@@ -389,11 +389,6 @@ const gw_schema_t *gw_schema_items(const gw_schema_t *s)
     return s->items;
 }
 
-bool gw_schema_read_only(const gw_schema_t *s)
-{
-    return s->read_only;
-}
-
 /* ---- formats ------------------------------------------------------------------------------------- */
 
 static bool digits(const char *s, size_t n)
@@ -486,9 +481,7 @@ static void schema_fail(vctx_t *c, const char *fmt, ...)
 static size_t push(vctx_t *c, const char *key)
 {
     size_t old = c->len;
-    char tmp[sizeof(c->ptr)];
-    memcpy(tmp, c->ptr, c->len + 1);
-    mp_json_pointer_join(c->ptr, sizeof(c->ptr), tmp, key);
+    mp_json_pointer_join(c->ptr, sizeof(c->ptr), c->ptr, key); /* joins in place (memmove) */
     c->len = strlen(c->ptr);
     return old;
 }

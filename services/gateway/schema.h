@@ -65,7 +65,5 @@ size_t gw_schema_validate(const gw_schema_t *s, const json_t *v, const char *poi
 unsigned gw_schema_types(const gw_schema_t *s);
 /** An array schema's item schema, or NULL. */
 const gw_schema_t *gw_schema_items(const gw_schema_t *s);
-/** True when the schema may be absent from a request (it is readOnly). */
-bool gw_schema_read_only(const gw_schema_t *s);
 
 #endif

@@ -252,6 +252,5 @@ mp_status_t order_create(mp_svc_req_t *req)
             order_idem_abandon(req->svc, &k);
     }
     free(lines);
-    order_idem_sweep(req->svc);
     return st;
 }

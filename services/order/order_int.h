@@ -91,7 +91,7 @@ mp_status_t order_idem_claim(bool *mine, order_idem_t *k, mp_svc_req_t *req);
 mp_status_t order_idem_store(mp_db_conn_t *tx, const order_idem_t *k, int status, const char *body);
 /** Drops a claim whose request failed, so that a retry with the same key runs again. */
 void order_idem_abandon(mp_svc_t *svc, const order_idem_t *k);
-/** Deletes keys older than the TTL, at most once every 10 minutes per process. */
+/** Deletes keys older than the TTL, at most once every 10 minutes per process (the janitor calls it). */
 void order_idem_sweep(mp_svc_t *svc);
 /** Starts / stops the thread that releases the stock of claims whose request died (a crash between the
  *  reservation and the order's transaction) and sweeps expired keys without waiting for traffic. */

@@ -34,7 +34,8 @@ size_t mp_problem_count(const mp_problem_errors_t *e);
 /** Frees the list. */
 void mp_problem_errors_dispose(mp_problem_errors_t *e);
 
-/** Appends `key` to a JSON pointer prefix with RFC 6901 escaping ("~" -> "~0", "/" -> "~1") into `out`. */
+/** Appends `key` to a JSON pointer prefix with RFC 6901 escaping ("~" -> "~0", "/" -> "~1") into `out`; `out` may be
+ *  `prefix` itself. */
 void mp_json_pointer_join(char *out, size_t size, const char *prefix, const char *key);
 
 #endif
