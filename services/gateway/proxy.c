@@ -230,6 +230,15 @@ void gw_proxy_after_limit(gw_req_t *gr)
     json_t *in = rt->body == GW_BODY_RAW ? json_object() : parse_body(gr);
     if (in == NULL)
         return;
+    if (rt->body == GW_BODY_JSON && rt->op && gr->th->gw->validate && rt->op->body_required &&
+        (req->entity.base == NULL || req->entity.len == 0)) { /* requestBody.required: no body is not `{}` */
+        mp_problem_errors_t errs = {0};
+        mp_problem_add(&errs, "", "a request body is required");
+        json_decref(in);
+        mp_series_add(gr->pol->m_invalid, 1);
+        fail_with_errors(gr, 422, "the request body breaks the API contract", &errs);
+        return;
+    }
     if (rt->body == GW_BODY_JSON && rt->op && gr->th->gw->validate && !gw_openapi_check_body(rt->op, in, &errs)) {
         json_decref(in);
         mp_series_add(gr->pol->m_invalid, 1);

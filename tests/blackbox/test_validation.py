@@ -27,6 +27,8 @@ LINE = {"type": "object", "additionalProperties": False, "required": ["product_i
 ROUTES = [
     ({"method": "POST", "path": "/v1/zz/orders", "subject": "product.v1.zz_order", "auth": "none"},
      {"requestBody": {"required": True, "content": {"application/json": {"schema": ORDER_SCHEMA}}}}),
+    ({"method": "POST", "path": "/v1/zz/notes", "subject": "product.v1.zz_note", "auth": "none"},
+     {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}),
     ({"method": "GET", "path": "/v1/zz/items/{itemId}", "subject": "product.v1.zz_items", "auth": "none"},
      {"parameters": [
          {"name": "itemId", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}},
@@ -47,12 +49,14 @@ class ValidationTest(unittest.TestCase):
         # echo services: they answer with what they received, so a test sees what got through
         cls.orders = Responder(st.nats_port, "test", st.nats_password("test"), "product.v1.zz_order", body=None).start()
         cls.items = Responder(st.nats_port, "test", st.nats_password("test"), "product.v1.zz_items", body=None).start()
+        cls.notes = Responder(st.nats_port, "test", st.nats_password("test"), "product.v1.zz_note", body=None).start()
         cls.c = Client(cls.mp.url)
 
     @classmethod
     def tearDownClass(cls):
         cls.orders.stop()
         cls.items.stop()
+        cls.notes.stop()
         cls.mp.stop()
         cls.contract.close()
 
@@ -75,6 +79,16 @@ class ValidationTest(unittest.TestCase):
         self.assertEqual(r.status, 422)
         self.assertEqual([e["pointer"] for e in r.json["errors"]], ["/items"])
         self.assertEqual(self.mp.metric("moonport_gateway_rejected_total", route="/v1/zz/orders", reason="invalid"), 2)
+
+    def test_a_required_body_may_not_be_left_out(self):
+        from httpc import request
+        before = self.notes.served
+        r = request(self.mp.url, "POST", "/v1/zz/notes", None, headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 422, r.body)
+        self.assertEqual([(e["pointer"], e["detail"]) for e in r.json["errors"]], [("", "a request body is required")])
+        self.assertEqual(self.notes.served, before)
+        self.assertEqual(self.c.post("/v1/zz/notes", {}).status, 200)  # an empty object is a body
+        self.assertEqual(self.notes.served, before + 1)
 
     def test_a_valid_body_reaches_the_service_unchanged(self):
         body = {"items": [{"product_id": str(uuid.uuid4()), "quantity": 3}], "note": "ok"}
