@@ -12,10 +12,23 @@
  * socket turned readable (the server closed it, or sent a FATAL first), so
  * a Postgres restart costs errors only while it is down.
  *
- * Values only ever travel as PQexecParams parameters. The one plain PQexec
- * runs migration files, which are code from the repository.
+ * Values only ever travel as parameters. Each connection prepares a text
+ * the first time it runs it and executes it by name afterwards
+ * (db_stmt.c), so Postgres parses and plans nothing twice: a statement
+ * whose result type a migration changed, or that has vanished, is
+ * prepared again (outside a transaction, transparently). The plain
+ * PQexec calls run migration files, which are code from the repository,
+ * and DEALLOCATE ALL.
+ *
+ * Statements are sent and awaited with a deadline: the calling thread's
+ * request deadline (mp_db_deadline(), set by the service framework). Past
+ * it the server is asked to cancel the statement, which fails with
+ * MP_ETIMEDOUT and leaves the connection idle and reusable: a caller that
+ * gave up does not keep a connection, and the pool's slots go to requests
+ * that can still be answered.
  */
 #include <assert.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -32,9 +45,10 @@
 struct mp_db_conn {
     mp_db_t *db;
     PGconn *pg;
-    bool busy;   /* checked out; under db->mu */
-    bool in_tx;  /* BEGIN seen without COMMIT/ROLLBACK; owner thread only */
-    bool broken; /* replace at next checkout; owner thread only */
+    bool busy;           /* checked out; under db->mu */
+    bool in_tx;          /* BEGIN seen without COMMIT/ROLLBACK; owner thread only */
+    bool broken;         /* replace at next checkout; owner thread only */
+    mp_db_stmts_t stmts; /* prepared on `pg`; owner thread only */
 };
 
 struct mp_db {
@@ -44,17 +58,37 @@ struct mp_db {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     mp_db_conn_t *slots;
+    bool prepare; /* name and prepare statements (off behind a transaction-pooling proxy) */
+    /* for mp_db_counters(): cumulative, any thread */
+    _Atomic uint64_t n_waits, n_wait_ns, n_timeouts, n_prepared, n_cancelled;
 };
+
+/* A statement started after its request's deadline still gets this long (see cancel_at()). */
+#define MIN_STATEMENT_MS 250
+/* How long a cancelled statement has to answer before its connection is given up. */
+#define CANCEL_GRACE_MS 1000
 
 struct mp_db_res {
     PGresult *pg;
 };
 
+static int64_t clock_ms(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int64_t now_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* libpq's messages end in a newline and, on principle, must not carry a password even if some future version
@@ -140,6 +174,7 @@ mp_status_t mp_db_create(mp_db_t **out, const mp_db_opts_t *opts)
     db->password = mp_xstrdup(opts->password);
     db->app_name = mp_xstrdup(opts->app_name);
     db->pool_size = opts->pool_size > 0 ? opts->pool_size : 4;
+    db->prepare = !opts->no_prepare;
     db->connect_timeout_ms = (opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 3) * 1000;
     int st_ms = opts->statement_timeout_ms == 0  ? 5000
                 : opts->statement_timeout_ms < 0 ? 0
@@ -165,6 +200,7 @@ void mp_db_destroy(mp_db_t *db)
     for (int i = 0; i < db->pool_size; i++) {
         assert(!db->slots[i].busy && "mp_db_destroy with a connection still checked out");
         PQfinish(db->slots[i].pg);
+        mp_db__stmt_clear(&db->slots[i].stmts);
     }
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->cv);
@@ -183,6 +219,7 @@ static void drop_pg(mp_db_conn_t *c)
     c->pg = NULL;
     pthread_mutex_unlock(&c->db->mu);
     PQfinish(pg);
+    mp_db__stmt_clear(&c->stmts); /* they lived in that session */
 }
 
 /* Idle connections have nothing to read: a readable socket means EOF, or a FATAL the server sent before closing. */
@@ -197,6 +234,7 @@ static mp_status_t acquire(mp_db_conn_t **out, mp_db_t *db, int wait_ms, int con
     mp_db_conn_t *c = NULL;
     int64_t deadline = now_ms() + (wait_ms > 0 ? wait_ms : 0);
     struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+    int64_t waited_from = 0;
     pthread_mutex_lock(&db->mu);
     for (;;) {
         /* prefer a slot that already holds a connection */
@@ -205,11 +243,18 @@ static mp_status_t acquire(mp_db_conn_t **out, mp_db_t *db, int wait_ms, int con
                 c = &db->slots[i];
         if (c || now_ms() >= deadline)
             break;
+        waited_from = waited_from ? waited_from : mono_ns();
         pthread_cond_timedwait(&db->cv, &db->mu, &ts);
     }
     if (c)
         c->busy = true;
     pthread_mutex_unlock(&db->mu);
+    if (waited_from) { /* every slot was busy: the pool, not Postgres, held this caller up */
+        atomic_fetch_add(&db->n_waits, 1);
+        atomic_fetch_add(&db->n_wait_ns, (uint64_t)(mono_ns() - waited_from));
+    }
+    if (c == NULL && wait_ms > 0)
+        atomic_fetch_add(&db->n_timeouts, 1);
     if (c == NULL)
         return mp_err_set(MP_ETIMEDOUT, "db: no free connection within %d ms (pool of %d)", wait_ms, db->pool_size);
 
@@ -312,13 +357,141 @@ mp_status_t mp_db__check(mp_db_conn_t *c, PGresult *r)
     return st;
 }
 
-mp_status_t mp_db_exec(mp_db_res_t **res, mp_db_conn_t *conn, const char *sql, int nparams, const char *const *params)
+/* The calling thread's deadline (wall-clock ms, 0: none), set by the service framework around each handler. */
+static __thread int64_t tl_deadline_ms;
+
+void mp_db_deadline(int64_t wall_ms)
+{
+    tl_deadline_ms = wall_ms;
+}
+
+/* When to cancel a statement starting now (monotonic ms; 0: never). A statement always gets MIN_STATEMENT_MS even
+ * past the deadline: the cleanup a handler does after a timeout (drop a claim, release stock) must still run. */
+static int64_t cancel_at(bool cancellable)
+{
+    if (!cancellable || tl_deadline_ms == 0)
+        return 0;
+    int64_t left = tl_deadline_ms - clock_ms(CLOCK_REALTIME); /* deadlines cross processes: wall clock */
+    return now_ms() + (left > MIN_STATEMENT_MS ? left : MIN_STATEMENT_MS);
+}
+
+/* Asks the server to cancel what `c` is running. PQcancel opens its own short connection. */
+static void cancel_running(mp_db_conn_t *c)
+{
+    char err[256];
+    PGcancel *cn = PQgetCancel(c->pg);
+    if (cn == NULL || !PQcancel(cn, err, sizeof(err)))
+        c->broken = true; /* cannot even ask: do not wait for an answer that may never come */
+    PQfreeCancel(cn);
+    atomic_fetch_add(&c->db->n_cancelled, 1);
+}
+
+/* Waits for the socket to be readable until `at` (monotonic ms; 0: no limit). False on timeout. */
+static bool wait_readable(PGconn *pg, int64_t at)
+{
+    for (;;) {
+        struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+        int64_t left = at ? at - now_ms() : -1;
+        int n = poll(&p, 1, at == 0 ? -1 : left > 0 ? (int)left : 0);
+        if (n >= 0 || errno != EINTR)
+            return n != 0;
+    }
+}
+
+/* Collects the result of the statement just sent. Past `at` the statement is cancelled and given CANCEL_GRACE_MS
+ * to answer (with 57014); a connection that does not is broken. NULL when the connection failed. */
+static PGresult *await_result(mp_db_conn_t *c, int64_t at)
+{
+    PGresult *first = NULL, *r;
+    bool cancelled = false;
+    for (;;) {
+        while (PQisBusy(c->pg)) {
+            if (c->broken)
+                goto lost;
+            if (!wait_readable(c->pg, at)) {
+                if (cancelled)
+                    goto lost;
+                cancel_running(c);
+                cancelled = true;
+                at = now_ms() + CANCEL_GRACE_MS;
+                continue;
+            }
+            if (!PQconsumeInput(c->pg))
+                goto lost;
+        }
+        if ((r = PQgetResult(c->pg)) == NULL)
+            return first;
+        if (first == NULL)
+            first = r;
+        else
+            PQclear(r); /* one statement, one result: anything more is protocol noise */
+    }
+lost:
+    c->broken = true;
+    PQclear(first);
+    return NULL;
+}
+
+/* True for errors that mean this connection's prepared statement is stale: its result type changed under it (a
+ * migration altered the table: "cached plan must not change result type"), or it is gone (26000). */
+static bool stmt_stale(const PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return state && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0);
+}
+
+/* Runs `sql` once: by name when prepared, preparing it first when new, unnamed when the set cannot take it. */
+static PGresult *run_once(mp_db_conn_t *c, const char *sql, int n, const char *const *params, int64_t at)
+{
+    char name[MP_DB_STMT_NAME];
+    mp_db_stmt_kind_t kind = c->db->prepare ? mp_db__stmt_find(&c->stmts, sql, name) : MP_DB_STMT_UNNAMED;
+    if (kind == MP_DB_STMT_NEW) {
+        if (!PQsendPrepare(c->pg, name, sql, n, NULL))
+            return NULL;
+        PGresult *r = await_result(c, at);
+        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+            return r; /* a syntax error, say: reported as the statement's own */
+        PQclear(r);
+        mp_db__stmt_add(&c->stmts, sql);
+        atomic_fetch_add(&c->db->n_prepared, 1);
+    }
+    /* text parameters, text results: values never enter the SQL text */
+    int sent = kind == MP_DB_STMT_UNNAMED ? PQsendQueryParams(c->pg, sql, n, NULL, params, NULL, NULL, 0)
+                                          : PQsendQueryPrepared(c->pg, name, n, params, NULL, NULL, 0);
+    return sent ? await_result(c, at) : NULL;
+}
+
+/* Forgets (and deallocates) every statement after one turned stale. Outside a transaction the statement is run
+ * again, prepared afresh; inside one the transaction is already aborted, so the connection is retired instead and
+ * the caller gets the error (MP_EUNAVAIL: retry). */
+static PGresult *recover_stale(mp_db_conn_t *c, PGresult *r, const char *sql, int n, const char *const *params,
+                               int64_t at)
+{
+    mp_db__stmt_clear(&c->stmts);
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        c->broken = true;
+        return r;
+    }
+    PQclear(r);
+    PQclear(PQexec(c->pg, "DEALLOCATE ALL"));
+    return run_once(c, sql, n, params, at);
+}
+
+static mp_status_t exec_sql(mp_db_res_t **res, mp_db_conn_t *conn, const char *sql, int nparams,
+                            const char *const *params, bool cancellable)
 {
     if (conn->broken)
         return mp_err_set(MP_EUNAVAIL, "db: connection is broken; release it");
-    /* text parameters, text results: values never enter the SQL text */
-    PGresult *r = PQexecParams(conn->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    int64_t at = cancel_at(cancellable);
+    PGresult *r = run_once(conn, sql, nparams, params, at);
+    if (stmt_stale(r))
+        r = recover_stale(conn, r, sql, nparams, params, at);
+    bool stale = stmt_stale(r);
     mp_status_t st = mp_db__check(conn, r);
+    if (st != MP_OK && stale) /* still stale: inside a transaction, which the error aborted */
+        return mp_err_set(MP_EUNAVAIL, "db: a table changed under this transaction's statement; retry it");
+    if (st == MP_ETIMEDOUT && at && now_ms() >= at)
+        mp_err_set(MP_ETIMEDOUT, "db: statement cancelled at its request's deadline");
     if (st != MP_OK)
         return st;
     if (res) {
@@ -328,6 +501,11 @@ mp_status_t mp_db_exec(mp_db_res_t **res, mp_db_conn_t *conn, const char *sql, i
         PQclear(r);
     }
     return MP_OK;
+}
+
+mp_status_t mp_db_exec(mp_db_res_t **res, mp_db_conn_t *conn, const char *sql, int nparams, const char *const *params)
+{
+    return exec_sql(res, conn, sql, nparams, params, true);
 }
 
 mp_status_t mp_db_exec_once(mp_db_res_t **res, mp_db_t *db, const char *sql, int nparams, const char *const *params)
@@ -358,14 +536,15 @@ mp_status_t mp_db_commit(mp_db_conn_t *conn)
         mp_db_rollback(conn);
         return mp_err_set(MP_EINTERNAL, "db: commit of a transaction aborted by an earlier error; rolled back");
     }
-    mp_status_t st = mp_db_exec(NULL, conn, "COMMIT", 0, NULL);
+    /* never cancelled: a COMMIT cut off by the deadline would leave the caller unsure whether it happened */
+    mp_status_t st = exec_sql(NULL, conn, "COMMIT", 0, NULL, false);
     conn->in_tx = false;
     return st;
 }
 
 void mp_db_rollback(mp_db_conn_t *conn)
 {
-    if (!conn->broken && mp_db_exec(NULL, conn, "ROLLBACK", 0, NULL) != MP_OK)
+    if (!conn->broken && exec_sql(NULL, conn, "ROLLBACK", 0, NULL, false) != MP_OK)
         conn->broken = true; /* a connection that cannot roll back must not serve anyone else */
     conn->in_tx = false;
 }
@@ -457,6 +636,17 @@ void mp_db_stats(mp_db_t *db, int *open, int *busy)
     pthread_mutex_unlock(&db->mu);
     *open = o;
     *busy = b;
+}
+
+void mp_db_counters(mp_db_t *db, mp_db_counters_t *out)
+{
+    mp_db_stats(db, &out->open, &out->busy);
+    out->size = db->pool_size;
+    out->waits = atomic_load(&db->n_waits);
+    out->wait_seconds = (double)atomic_load(&db->n_wait_ns) / 1e9;
+    out->timeouts = atomic_load(&db->n_timeouts);
+    out->prepared = atomic_load(&db->n_prepared);
+    out->cancelled = atomic_load(&db->n_cancelled);
 }
 
 PGconn *mp_db__pg(mp_db_conn_t *conn)

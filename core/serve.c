@@ -26,6 +26,7 @@ typedef struct settings {
     bool send_asap;
     const char *pg_dsn;
     int pg_statement_timeout_ms;
+    bool pg_prepare;
     const char *redis_url;
     int redis_pool;
 } settings_t;
@@ -138,6 +139,9 @@ static void read_settings(process_t *p)
     s->send_asap = mp_cfg_bool(p->cfg, "nats.send_asap", true);
     s->pg_dsn = mp_cfg_str(p->cfg, "postgres.dsn", "host=127.0.0.1 dbname=moonport user=moonport");
     s->pg_statement_timeout_ms = (int)mp_cfg_duration_ms(p->cfg, "postgres.statement_timeout", 5000, 0, 600000);
+    /* off only behind a proxy that hands each transaction a different server session (pgbouncer pool_mode=transaction
+     * before 1.21): prepared statements belong to a session */
+    s->pg_prepare = mp_cfg_bool(p->cfg, "postgres.prepare", true);
     s->redis_url = mp_cfg_str(p->cfg, "redis.url", "redis://127.0.0.1:6379");
     s->redis_pool = (int)mp_cfg_int(p->cfg, "redis.pool_size", 0, 0, 256);
     /* read each secret once now so a literal secret or an unreadable file stops start-up with the rest; the
@@ -233,11 +237,13 @@ static mp_status_t open_pools(process_t *p, mp_svc_t *svc)
             .pool_size = svc->db_pool,
             .statement_timeout_ms = p->set.pg_statement_timeout_ms,
             .app_name = app,
+            .no_prepare = !p->set.pg_prepare,
         };
         st = mp_db_create(&svc->db, &o);
         mp_cfg_secret_free(password);
         if (st != MP_OK)
             return st;
+        mp_db_metrics_export(svc->db, svc->def->name);
     }
     if (svc->def->needs & MP_NEEDS_CACHE) {
         char *password = mp_cfg_secret(p->cfg, "redis.password");

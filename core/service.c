@@ -274,7 +274,9 @@ static void on_endpoint(void *arg, mp_msg_t *msg, int worker)
     req.svc = svc;
     mp_err_clear();
     if ((s->ep->flags & MP_EP_RAW) || decode_body(&req)) {
+        mp_db_deadline(req.ctx.deadline_ms); /* a statement outliving its caller is cancelled */
         mp_status_t st = s->ep->handler(&req);
+        mp_db_deadline(0);
         if (!req.replied)
             answer_error(&req, st == MP_OK ? mp_err_set(MP_EINTERNAL, "handler returned without replying") : st);
     }
