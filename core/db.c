@@ -53,7 +53,7 @@ struct mp_db_conn {
 
 struct mp_db {
     char *dsn, *password, *dsn_password, *app_name;
-    char options[64];
+    char *options; /* libpq startup options: "-c name=value ..." */
     int pool_size, connect_timeout_ms;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -179,7 +179,8 @@ mp_status_t mp_db_create(mp_db_t **out, const mp_db_opts_t *opts)
     int st_ms = opts->statement_timeout_ms == 0  ? 5000
                 : opts->statement_timeout_ms < 0 ? 0
                                                  : opts->statement_timeout_ms;
-    snprintf(db->options, sizeof(db->options), "-c statement_timeout=%d", st_ms);
+    db->options = mp_xasprintf("-c statement_timeout=%d%s%s", st_ms, opts->settings ? " " : "",
+                               opts->settings ? opts->settings : "");
     db->slots = mp_xcalloc((size_t)db->pool_size, sizeof(*db->slots));
     for (int i = 0; i < db->pool_size; i++)
         db->slots[i].db = db;
@@ -209,6 +210,7 @@ void mp_db_destroy(mp_db_t *db)
     free(db->password);
     free(db->dsn_password);
     free(db->app_name);
+    free(db->options);
     free(db);
 }
 

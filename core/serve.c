@@ -238,6 +238,7 @@ static mp_status_t open_pools(process_t *p, mp_svc_t *svc)
             .statement_timeout_ms = p->set.pg_statement_timeout_ms,
             .app_name = app,
             .no_prepare = !p->set.pg_prepare,
+            .settings = svc->def->db_settings,
         };
         st = mp_db_create(&svc->db, &o);
         mp_cfg_secret_free(password);

@@ -14,49 +14,105 @@
  * integer, round(10000 * ts_rank) + round(1000 * word_similarity), so the
  * cursor carries it exactly and pages stay stable.
  *
- * Each order is its own constant statement: no SQL is built at run time.
+ * Each sort and combination of filters is its own statement, built once
+ * from constant fragments at first use (never from values), so Postgres
+ * plans each shape once for the indexes it can use.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mp/buf.h"
 #include "mp/cursor.h"
 #include "mp/page.h"
 #include "product_int.h"
 
-/* How similar (0-1) the query must be to a run of words in a name (pg_trgm word_similarity). A swap of two
- * letters, the worst single typo, keeps 4 of the 9 trigrams of an 8-letter word ("keybaord": 0.44), so 0.4 lets
- * one typo through; the looser matches it also admits rank below every full-text match. */
-#define WORD_SIMILARITY "0.4"
+/* The <% operator's threshold and enable_seqscan are session settings: see PRODUCT_DB_SETTINGS. */
 
-/* $1 category, $2 tag, $3 q */
-#define LIST_FILTER                                                                                                    \
-    " WHERE ($1::text IS NULL OR p.category = $1) AND ($2::text IS NULL OR p.tags @> ARRAY[$2::text]) "                \
-    "AND ($3::text IS NULL OR p.search @@ websearch_to_tsquery('english', $3) OR $3 <% p.name)"
-
-#define SCORE                                                                                                          \
-    "(CASE WHEN $3::text IS NULL THEN 0 ELSE round(10000 * ts_rank(p.search, websearch_to_tsquery('english', $3))) "   \
-    "+ round(1000 * word_similarity($3, p.name)) END)::bigint"
-
-/* KEY orders, KEY_TEXT is its exact text for the cursor, KEY_PARAM reads it back; $4 key, $5 id, $6 limit */
-#define LIST_SQL(KEY, KEY_TEXT, KEY_PARAM, CMP, DIR)                                                                   \
-    "SELECT " PRODUCT_JSON ", " KEY_TEXT ", p.id FROM product.products p" LIST_FILTER                                  \
-    " AND ($4::text IS NULL OR ((" KEY "), p.id) " CMP " (" KEY_PARAM ", $5::uuid)) ORDER BY " KEY " " DIR             \
-    ", p.id " DIR " LIMIT $6::int"
+#define SCORE_OF(Q)                                                                                                    \
+    "(round(10000 * ts_rank(p.search, websearch_to_tsquery('english', " Q "))) + round(1000 * word_similarity(" Q      \
+    ", p.name)))::bigint"
 
 typedef struct sort {
     const char *name;
-    const char *sql;
+    const char *key, *key_text, *key_type, *cmp, *dir; /* the order's expression ($Q: the search text) */
+    bool needs_q;
 } sort_t;
 
 static const sort_t sorts[] = {
-    {"newest", LIST_SQL("p.created_at", "to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-                        "$4::timestamptz", "<", "DESC")},
-    {"relevance", LIST_SQL(SCORE, SCORE "::text", "$4::bigint", "<", "DESC")},
-    {"name", LIST_SQL("p.name", "p.name", "$4::text", ">", "ASC")},
-    {"price_asc", LIST_SQL("p.price_amount", "p.price_amount::text", "$4::bigint", ">", "ASC")},
-    {"price_desc", LIST_SQL("p.price_amount", "p.price_amount::text", "$4::bigint", "<", "DESC")},
-    {NULL, NULL},
+    {"newest", "p.created_at", "to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+     "timestamptz", "<", "DESC", false},
+    {"relevance", SCORE_OF("$Q"), SCORE_OF("$Q") "::text", "bigint", "<", "DESC", true},
+    {"name", "p.name", "p.name", "text", ">", "ASC", false},
+    {"price_asc", "p.price_amount", "p.price_amount::text", "bigint", ">", "ASC", false},
+    {"price_desc", "p.price_amount", "p.price_amount::text", "bigint", "<", "DESC", false},
+    {NULL},
 };
+#define NSORTS 5
+
+/* Which filters a listing has: one statement per combination and sort, so each has a plan the planner can cache
+ * and fit to its indexes (a `$1 IS NULL OR ...` catch-all gets one generic plan for every combination). */
+enum { F_CATEGORY = 1, F_TAG = 2, F_Q = 4, F_AFTER = 8, NCOMBOS = 16 };
+
+static char *statements[NSORTS][NCOMBOS]; /* built once from the constants above; never from values */
+static pthread_once_t statements_once = PTHREAD_ONCE_INIT;
+
+/* Appends `frag` with each "$Q" replaced by the search text's parameter number. */
+static void put(mp_buf_t *b, const char *frag, int q_param)
+{
+    for (const char *p = frag; *p; p++) {
+        if (p[0] == '$' && p[1] == 'Q') {
+            mp_buf_printf(b, "$%d", q_param);
+            p++;
+        } else {
+            mp_buf_append(b, p, 1);
+        }
+    }
+}
+
+/* The statement for sort `s` and filters `f`. Parameters are numbered in the order list_params() packs them:
+ * category, tag, q, cursor key, cursor id, limit; absent ones take no number. */
+static char *build_statement(const sort_t *s, unsigned f)
+{
+    mp_buf_t b = {0};
+    int n = 0, q = 0;
+    const char *and = " WHERE ";
+    mp_buf_puts(&b, "SELECT " PRODUCT_JSON ", ");
+    int cat = f & F_CATEGORY ? ++n : 0, tag = f & F_TAG ? ++n : 0;
+    q = f & F_Q ? ++n : 0;
+    put(&b, s->key_text, q);
+    mp_buf_puts(&b, ", p.id FROM product.products p");
+    if (cat) {
+        mp_buf_printf(&b, "%sp.category = $%d", and, cat);
+        and = " AND ";
+    }
+    if (tag) {
+        mp_buf_printf(&b, "%sp.tags @> ARRAY[$%d::text]", and, tag);
+        and = " AND ";
+    }
+    if (q) {
+        mp_buf_printf(&b, "%s(p.search @@ websearch_to_tsquery('english', $%d) OR $%d <%% p.name)", and, q, q);
+        and = " AND ";
+    }
+    if (f & F_AFTER) {
+        mp_buf_printf(&b, "%s((", and);
+        put(&b, s->key, q);
+        mp_buf_printf(&b, "), p.id) %s ($%d::%s, $%d::uuid)", s->cmp, n + 1, s->key_type, n + 2);
+        n += 2;
+    }
+    mp_buf_puts(&b, " ORDER BY ");
+    put(&b, s->key, q);
+    mp_buf_printf(&b, " %s, p.id %s LIMIT $%d::int", s->dir, s->dir, n + 1);
+    return mp_buf_steal(&b);
+}
+
+static void build_statements(void)
+{
+    for (int i = 0; i < NSORTS; i++)
+        for (unsigned f = 0; f < NCOMBOS; f++)
+            if (!sorts[i].needs_q || (f & F_Q))
+                statements[i][f] = build_statement(&sorts[i], f);
+}
 
 /* The cursor's kind: the sort and a digest of the filters, so a cursor only continues the listing it came from. */
 static void cursor_kind(char *out, size_t size, const char *sort, const char *category, const char *tag, const char *q)
@@ -74,29 +130,6 @@ static void cursor_kind(char *out, size_t size, const char *sort, const char *ca
 static mp_status_t bad_param(mp_svc_req_t *req, const char *detail)
 {
     return mp_svc_reply_problem(req, 400, detail, NULL);
-}
-
-static mp_status_t run_query(mp_db_res_t **res, mp_svc_t *svc, const char *sql, const char *const *params, bool search)
-{
-    mp_db_conn_t *db = NULL;
-    mp_status_t st = mp_db_acquire(&db, mp_svc_db(svc), 2000);
-    if (st != MP_OK)
-        return st;
-    /* the <% operator reads its threshold from this setting; LOCAL keeps both to this transaction. The planner
-     * prices the trigram filter like a cheap comparison and picks a sequential scan that runs word_similarity on
-     * every row: on the seeded 2,400 products 7.4 ms, against 1.6 ms for the OR of the two GIN indexes (a gap that
-     * grows with the catalogue). Search always has both indexes to use, so sequential scans are off for it. */
-    if (search && (st = mp_db_begin(db)) == MP_OK)
-        st = mp_db_exec(NULL, db,
-                        "SELECT set_config('pg_trgm.word_similarity_threshold', $1, true), "
-                        "set_config('enable_seqscan', 'off', true)",
-                        1, MP_DB_PARAMS(WORD_SIMILARITY));
-    if (st == MP_OK)
-        st = mp_db_exec(res, db, sql, 6, params);
-    if (st == MP_OK && search)
-        st = mp_db_commit(db);
-    mp_db_release(db);
-    return st;
 }
 
 mp_status_t product_list(mp_svc_req_t *req)
@@ -119,12 +152,13 @@ mp_status_t product_list(mp_svc_req_t *req)
     if ((category && !product_slug_valid(category, 64)) || (tag && !product_slug_valid(tag, 32)))
         return bad_param(req, "parameters category and tag are 1-64 (tags 1-32) of a-z, 0-9 and -");
 
-    const sort_t *sort = NULL;
+    int si = -1;
     if (sort_name == NULL)
         sort_name = q ? "relevance" : "newest";
-    for (const sort_t *s = sorts; s->name && !sort; s++)
-        if (strcmp(s->name, sort_name) == 0)
-            sort = s;
+    for (int i = 0; sorts[i].name && si < 0; i++)
+        if (strcmp(sorts[i].name, sort_name) == 0)
+            si = i;
+    const sort_t *sort = si >= 0 ? &sorts[si] : NULL;
     if (sort == NULL)
         return bad_param(req, "parameter sort: must be one of newest, relevance, name, price_asc, price_desc");
     if (strcmp(sort->name, "relevance") == 0 && q == NULL)
@@ -137,9 +171,17 @@ mp_status_t product_list(mp_svc_req_t *req)
         return bad_param(req, "parameter cursor: not a cursor of this listing (same filters and sort)");
     snprintf(lim, sizeof(lim), "%lld", (long long)limit + 1);
 
+    /* the parameters present, in the order build_statement() numbered them */
+    const char *params[6];
+    int n = 0;
+    unsigned f = (category ? F_CATEGORY : 0) | (tag ? F_TAG : 0) | (q ? F_Q : 0) | (cursor ? F_AFTER : 0);
+    const char *all[6] = {category, tag, q, after[0], after[1], lim};
+    for (int i = 0; i < 6; i++)
+        if (all[i] || (i >= 3 && i <= 4 && cursor) || i == 5)
+            params[n++] = all[i];
+    pthread_once(&statements_once, build_statements);
     mp_db_res_t *res = NULL;
-    mp_status_t st =
-        run_query(&res, req->svc, sort->sql, MP_DB_PARAMS(category, tag, q, after[0], after[1], lim), q != NULL);
+    mp_status_t st = mp_db_exec_once(&res, mp_svc_db(req->svc), statements[si][f], n, params);
     if (st == MP_EINVAL) /* a forged cursor key that does not parse as its type; the SQL error stays in the log */
         return bad_param(req, "parameter cursor: not a cursor of this listing (same filters and sort)");
     if (st != MP_OK)

@@ -296,4 +296,5 @@ static const mp_command_t product_commands[] = {
 };
 
 MP_SERVICE(product, .endpoints = product_endpoints, .needs = MP_NEEDS_DB | MP_NEEDS_CACHE,
-           .configure = product_configure, .init = product_init, .commands = product_commands);
+           .configure = product_configure, .init = product_init, .commands = product_commands,
+           .db_settings = PRODUCT_DB_SETTINGS);

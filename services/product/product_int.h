@@ -29,6 +29,15 @@
     "'tags', p.tags, 'image_url', p.image_url, 'created_at', " PRODUCT_TS(                                             \
         "p.created_at") ", 'updated_at', " PRODUCT_TS("p.updated_at") ", 'version', p.version)::text"
 
+/* Session settings of every Product connection, set once when it connects (not in a transaction per call).
+ * pg_trgm.word_similarity_threshold is what the <% operator of search compares with: a swap of two letters, the
+ * worst single typo, keeps 4 of the 9 trigrams of an 8-letter word ("keybaord": 0.44), so 0.4 lets one typo
+ * through, and the looser matches it admits rank below every full-text match. enable_seqscan=off: the planner
+ * prices the trigram filter like a cheap comparison and would scan every row running word_similarity (7.4 ms on
+ * 2,400 products against 1.6 ms for the OR of the two GIN indexes, a gap that grows with the catalogue); every
+ * Product statement has an index to use. */
+#define PRODUCT_DB_SETTINGS "-c pg_trgm.word_similarity_threshold=0.4 -c enable_seqscan=off"
+
 /* SQL: the representation and the version */
 #define PRODUCT_COLUMNS PRODUCT_JSON ", p.version"
 

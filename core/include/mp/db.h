@@ -40,6 +40,7 @@ typedef struct mp_db_opts {
     int connect_timeout_s;    /* default 3 */
     int statement_timeout_ms; /* default 5000 (0 means default); negative disables */
     const char *app_name;     /* application_name shown in pg_stat_activity */
+    const char *settings;     /* session settings for every connection, "-c name=value" pairs (constants only) */
     bool no_prepare;          /* run every statement unnamed (behind a transaction-pooling proxy such as pgbouncer) */
 } mp_db_opts_t;
 

@@ -84,6 +84,9 @@ typedef struct mp_service_def {
     void (*fini)(mp_svc_t *svc);         /* free what init made */
     void (*reload)(mp_svc_t *svc);       /* SIGHUP: re-read files (TLS certificates, scripts, keys) */
     const mp_command_t *commands;        /* NULL-name terminated; may be NULL */
+    /* session settings for each of its Postgres connections, as libpq startup options ("-c name=value ..."): set once
+     * per connection rather than in a transaction per call; may be NULL */
+    const char *db_settings;
 } mp_service_def_t;
 
 /** Defines the service `name_` for the registry generated from CMake's mp_add_service(name_). */
