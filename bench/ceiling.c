@@ -5,6 +5,11 @@
  * moonport's own bus loop).
  *
  *   mp-ceiling --nats URL --subject S [--inflight 64] [--seconds 10] [--body JSON]
+ *              [--sub USER_ID [--roles R]] [--idempotent]
+ *
+ * --sub makes each call as the gateway does for a signed-in caller (Auth-Sub, Auth-Roles);
+ * --idempotent sends a fresh Idempotency-Key with every call (order.v1.create). A call is counted as
+ * done only when its reply's Status is 2xx; other replies count as failed.
  *
  * Prints one JSON line: {"calls_per_s":..., "p50_ms":..., "p99_ms":...}.
  */
@@ -12,13 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 #include <h2o.h>
 #include "mp/bus.h"
 #include "mp/bus_loop.h"
 
 static mp_bus_loop_t *bl;
-static const char *subject, *body;
+static const char *subject, *body, *sub, *roles;
+static int idempotent;
+static long seq;
 static long done, failed;
 static int64_t until_ns;
 static double *lat;
@@ -41,7 +49,7 @@ static void on_reply(void *arg, mp_status_t st, const mp_reply_t *reply)
 {
     slot_t *s = arg;
     int64_t t = now_ns();
-    if (st == MP_OK) {
+    if (st == MP_OK && reply->status >= 200 && reply->status < 300) {
         done++;
         if (nlat == caplat) {
             caplat = caplat ? caplat * 2 : 1 << 16;
@@ -49,7 +57,9 @@ static void on_reply(void *arg, mp_status_t st, const mp_reply_t *reply)
         }
         lat[nlat++] = (double)(t - s->t0) / 1e6;
     } else if (st != MP_ECANCELED) {
-        failed++;
+        if (failed++ == 0 && st == MP_OK)
+            fprintf(stderr, "mp-ceiling: %s answered %d: %.*s\n", subject, reply->status, (int)reply->len,
+                    (const char *)reply->data);
     }
     if (t < until_ns && st != MP_ECANCELED)
         fire(s);
@@ -57,7 +67,16 @@ static void on_reply(void *arg, mp_status_t st, const mp_reply_t *reply)
 
 static void fire(slot_t *s)
 {
-    mp_bus_call_t call = {.subject = subject, .body = body, .len = strlen(body), .timeout_ms = 5000};
+    char key[48];
+    mp_bus_hdr_t idem = {"Idempotency-Key", key};
+    snprintf(key, sizeof(key), "bench-%d-%ld", (int)getpid(), ++seq);
+    mp_bus_call_t call = {.subject = subject,
+                          .body = body,
+                          .len = strlen(body),
+                          .ctx = {.auth_sub = sub, .auth_roles = roles},
+                          .extra = idempotent ? &idem : NULL,
+                          .nextra = idempotent ? 1 : 0,
+                          .timeout_ms = 5000};
     s->t0 = now_ns();
     if (mp_bus_call_async(NULL, bl, &call, on_reply, s) != MP_OK)
         failed++;
@@ -84,6 +103,10 @@ int main(int argc, char **argv)
     double seconds = atof(arg(argc, argv, "--seconds", "10"));
     subject = arg(argc, argv, "--subject", "echo.v1.product");
     body = arg(argc, argv, "--body", "{\"id\":\"p1\"}");
+    sub = arg(argc, argv, "--sub", NULL);
+    roles = arg(argc, argv, "--roles", sub ? "user" : NULL);
+    for (int i = 1; i < argc; i++)
+        idempotent |= strcmp(argv[i], "--idempotent") == 0;
     mp_bus_t *bus;
     mp_bus_opts_t o = {.url = url, .name = "mp-ceiling", .send_asap = atoi(arg(argc, argv, "--send-asap", "1")) != 0};
     if (mp_bus_connect(&bus, &o) != MP_OK) {

@@ -106,10 +106,12 @@ static mp_status_t notif_count(mp_svc_req_t *req)
         return mp_input_reply(req, &in);
     mp_input_dispose(&in);
     mp_db_res_t *res = NULL;
-    mp_status_t st = mp_db_exec_once(&res, mp_svc_db(req->svc),
-                                     "SELECT count(*) FROM notification.notifications "
-                                     "WHERE user_id = $1 AND (NOT $2::bool OR read_at IS NULL)",
-                                     2, MP_DB_PARAMS(req->auth_sub, unread ? "true" : "false"));
+    /* one statement per question, each with the plan that fits it (no "NOT $2 OR ..." catch-all) */
+    mp_status_t st = mp_db_exec_once(
+        &res, mp_svc_db(req->svc),
+        unread ? "SELECT count(*) FROM notification.notifications WHERE user_id = $1 AND read_at IS NULL"
+               : "SELECT count(*) FROM notification.notifications WHERE user_id = $1",
+        1, MP_DB_PARAMS(req->auth_sub));
     if (st == MP_OK)
         st = mp_svc_reply_json(req, 200,
                                json_pack("{s:I}", "count", (json_int_t)strtoll(mp_db_get(res, 0, 0), NULL, 10)));
