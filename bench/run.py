@@ -30,6 +30,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "infra", "local"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 import stack as stacklib  # noqa: E402
+import services as services_bench  # noqa: E402 (bench/services.py)
 from httpc import Client  # noqa: E402
 from moonport import Moonport  # noqa: E402
 
@@ -191,6 +192,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--only", choices=("all", "services"), default="all",
+                    help="services: only the services section (a fresh stack, printed, docs untouched)")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     check_optimised(build)
@@ -204,6 +207,14 @@ def main() -> int:
     try:
         env = {**os.environ, **st.env()}
         nats_url = env["MP_TEST_NATS_URL"]
+        if args.only == "services":
+            full = Moonport(st, binary, log_level="warn", extra_config="bff:\n  hot_reload: false\n")
+            full.start()
+            procs.append(full)
+            results["services"] = bench_services(st, full, build, nats_url, real_setup(full), args)
+            results["services_rss_mb"] = peak_rss_mb(full.proc.pid)
+            print("\n" + "\n".join(services_lines(results, args)))
+            return 0
         # the engine against Node, which has no rate limiter: the `bff` group is off here (the real-services rows
         # below keep it on, as production does)
         mp = Moonport(st, binary, roles="gateway", log_level="warn", rate_limits={"bff": {"enabled": False}},
@@ -273,6 +284,8 @@ def main() -> int:
                     print(f"{who}, real services: {name}", flush=True)
                     keep_best(results, f"{who}_real_{name}", wrk(url, args.seconds, args.connections, auth))
         results["node_rss_mb"] = peak_rss_mb(node.pid)
+        results["services"] = bench_services(st, full, build, nats_url, token, args)
+        results["services_rss_mb"] = peak_rss_mb(full.proc.pid)
     finally:
         for p in procs:
             if isinstance(p, Moonport):
@@ -284,6 +297,28 @@ def main() -> int:
 
     report(results, args)
     return 0
+
+
+def token_sub(token: str) -> str:
+    import base64
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+
+
+def bench_services(st, full: Moonport, build: str, nats_url: str, token: str, args) -> list[dict]:
+    """The services section (bench/services.py): two products get stock enough for every order the create row
+    can place, so it measures orders made, not 409s."""
+    ids = st.psql("SELECT id FROM product.products ORDER BY id LIMIT 2").split()
+    st.psql("UPDATE product.products SET stock = 100000000 WHERE id IN ('%s', '%s')" % tuple(ids), superuser=True)
+    body = json.dumps({"items": [{"product_id": i, "quantity": 1} for i in ids], "payment_token": "tok_ok"})
+    return services_bench.run(st, build, nats_url, token_sub(token), args.seconds, args.connections, body)
+
+
+def services_lines(r: dict, args) -> list[str]:
+    return (["| **services straight over NATS, beside pgbench on the statement each ran** | | | | | | |"][:0] +
+            services_bench.table(r["services"], args.connections) +
+            ["", f"Peak resident memory of the process serving every role (gateway included) during the run: "
+                 f"{r['services_rss_mb']:.0f} MiB."])
 
 
 def engine_ratios(r: dict, mode: str) -> dict:
@@ -354,6 +389,9 @@ def report(r: dict, args) -> None:
               "at least 85% |", "",
               f"Peak resident memory during the run: moonport {r['moonport_rss_mb']:.0f} MiB, "
               f"Node BFF {r['node_rss_mb']:.0f} MiB."]
+    lines += ["", "Services, straight over NATS (no gateway), each beside pgbench running the statement the service was "
+                  "seen running (sampled from pg_stat_activity) with the same parameters, same Postgres, same run:", ""]
+    lines += services_lines(r, args)
     text = "\n".join(lines)
     print("\n" + text)
     if args.no_docs:
