@@ -290,7 +290,7 @@ static const mp_endpoint_t product_endpoints[] = {
 };
 
 static const mp_command_t product_commands[] = {
-    {"seed", "[--count N] [--seed S]: load the demo catalogue (deterministic; re-running updates it in place)",
+    {"seed", "[--products N] [--seed S]: load the demo catalogue (deterministic; re-running updates it in place)",
      product_cmd_seed},
     {NULL},
 };

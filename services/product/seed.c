@@ -1,5 +1,5 @@
 /*
- * seed.c: `moonport seed [--count N] [--seed S]`: loads the generated demo
+ * seed.c: `moonport seed [--products N] [--seed S]`: loads the generated demo
  * catalogue (seed_data.c) into Postgres, used by `make run`, the tests and
  * the benchmarks.
  *
@@ -77,11 +77,17 @@ static mp_status_t upsert(mp_svc_t *svc, mp_db_conn_t *db, json_t *rows, long *a
 
 int product_cmd_seed(mp_svc_t *svc, int argc, char **argv)
 {
-    const char *count_arg = arg_of(argc, argv, "--count"), *seed_arg = arg_of(argc, argv, "--seed");
-    long count = count_arg ? strtol(count_arg, NULL, 10) : SEED_DEFAULT_COUNT;
+    /* --products is the name the docs use; --count, its first name, stays for scripts that have it */
+    const char *count_arg = arg_of(argc, argv, "--products"), *seed_arg = arg_of(argc, argv, "--seed");
+    if (count_arg == NULL)
+        count_arg = arg_of(argc, argv, "--count");
+    char *end = NULL;
+    long count = count_arg ? strtol(count_arg, &end, 10) : SEED_DEFAULT_COUNT;
+    if (end && *end != '\0')
+        count = 0; /* "10k" is refused, not read as 10 */
     uint64_t seed = seed_arg ? strtoull(seed_arg, NULL, 10) : SEED_DEFAULT_SEED;
     if (count < 1 || count > 1000000) {
-        fprintf(stderr, "moonport seed: --count must be from 1 to 1000000\n");
+        fprintf(stderr, "moonport seed: --products must be from 1 to 1000000\n");
         return 2;
     }
     long added = 0, changed = 0;

@@ -5,7 +5,7 @@
  * brands and model numbers are shared. Product i takes category i mod 12,
  * so every category gets an even share, and its other choices come from
  * splitmix64 of (seed, i), so one product never depends on another and a
- * larger --count only adds products. About one in twenty-five carries the
+ * larger --products only adds products. About one in twenty-five carries the
  * tag "featured" (the web home page lists those).
  */
 #include <stdio.h>

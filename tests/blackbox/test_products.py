@@ -81,6 +81,17 @@ class SeedTest(unittest.TestCase):
         self.assertEqual([(p["id"], p["version"], p["price"]) for p in before],
                          [(p["id"], p["version"], p["price"]) for p in after])
 
+    def test_seed_takes_a_product_count_and_refuses_a_bad_one(self):
+        # the first 100 of the same deterministic catalogue: all there already, nothing new or changed
+        r = context.MOONPORT.run("seed", "--products", "100", timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("seeded 100 products", r.stdout)
+        self.assertIn(" 0 new, 0 updated", r.stdout)
+        for bad in ("0", "10k", "1000001"):
+            r = context.MOONPORT.run("seed", "--products", bad, timeout=60)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("--products must be from 1 to 1000000", r.stderr)
+
 
 class WriteTest(unittest.TestCase):
     def setUp(self):
