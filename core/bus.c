@@ -10,7 +10,6 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,10 +87,9 @@ static void on_closed(natsConnection *nc, void *arg)
  * at most one a second, so a hot path cannot flood the log. */
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
 {
-    static _Atomic int64_t last_ms;
+    static mp_log_limiter_t limit;
     mp_bus_t *bus = arg;
-    int64_t now = mp_now_ms(), prev = atomic_load(&last_ms);
-    if (now - prev < 1000 || !atomic_compare_exchange_strong(&last_ms, &prev, now))
+    if (!mp_log_now_and_then(&limit, 1000, NULL))
         return;
     const char *text = NULL;
     natsConnection_GetLastError(nc, &text);
