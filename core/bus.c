@@ -266,6 +266,20 @@ bool mp_bus_connected(mp_bus_t *bus)
     return bus && bus->nc && natsConnection_Status(bus->nc) == NATS_CONN_STATUS_CONNECTED;
 }
 
+mp_status_t mp_bus_ping(mp_bus_t *bus, int timeout_ms)
+{
+    if (!mp_bus_connected(bus))
+        return mp_err_set(MP_EUNAVAIL, "not connected");
+    /* a PING the server must answer with a PONG after everything sent before it: a frozen or wedged server keeps
+     * the TCP connection up (so the status stays CONNECTED) but answers nothing */
+    natsStatus s = natsConnection_FlushTimeout(bus->nc, timeout_ms);
+    if (s == NATS_OK)
+        return MP_OK;
+    if (s == NATS_TIMEOUT)
+        return mp_err_set(MP_ETIMEDOUT, "no PONG within %d ms", timeout_ms);
+    return mp_err_set(MP_EUNAVAIL, "ping: %s", natsStatus_GetText(s));
+}
+
 natsConnection *mp_bus_conn(mp_bus_t *bus)
 {
     return bus->nc;
