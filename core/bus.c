@@ -10,7 +10,6 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,10 +87,9 @@ static void on_closed(natsConnection *nc, void *arg)
  * at most one a second, so a hot path cannot flood the log. */
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *arg)
 {
-    static _Atomic int64_t last_ms;
+    static mp_log_limiter_t limit;
     mp_bus_t *bus = arg;
-    int64_t now = mp_now_ms(), prev = atomic_load(&last_ms);
-    if (now - prev < 1000 || !atomic_compare_exchange_strong(&last_ms, &prev, now))
+    if (!mp_log_now_and_then(&limit, 1000, NULL))
         return;
     const char *text = NULL;
     natsConnection_GetLastError(nc, &text);
@@ -266,6 +264,20 @@ const char *mp_bus_inbox_prefix(const mp_bus_t *bus)
 bool mp_bus_connected(mp_bus_t *bus)
 {
     return bus && bus->nc && natsConnection_Status(bus->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+mp_status_t mp_bus_ping(mp_bus_t *bus, int timeout_ms)
+{
+    if (!mp_bus_connected(bus))
+        return mp_err_set(MP_EUNAVAIL, "not connected");
+    /* a PING the server must answer with a PONG after everything sent before it: a frozen or wedged server keeps
+     * the TCP connection up (so the status stays CONNECTED) but answers nothing */
+    natsStatus s = natsConnection_FlushTimeout(bus->nc, timeout_ms);
+    if (s == NATS_OK)
+        return MP_OK;
+    if (s == NATS_TIMEOUT)
+        return mp_err_set(MP_ETIMEDOUT, "no PONG within %d ms", timeout_ms);
+    return mp_err_set(MP_EUNAVAIL, "ping: %s", natsStatus_GetText(s));
 }
 
 natsConnection *mp_bus_conn(mp_bus_t *bus)

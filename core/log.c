@@ -145,3 +145,19 @@ void mp_log_kv(mp_log_level_t lvl, const mp_log_ctx_t *ctx, const char *msg, ...
     va_end(ap);
     end_line();
 }
+
+bool mp_log_now_and_then(mp_log_limiter_t *l, int64_t every_ms, uint64_t *suppressed)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0, the "none yet" mark */
+    int64_t last = atomic_load(&l->last_ms);
+    if ((last != 0 && now - last < every_ms) || !atomic_compare_exchange_strong(&l->last_ms, &last, now)) {
+        atomic_fetch_add(&l->suppressed, 1);
+        return false;
+    }
+    uint64_t n = atomic_exchange(&l->suppressed, 0);
+    if (suppressed)
+        *suppressed = n;
+    return true;
+}

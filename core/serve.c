@@ -211,7 +211,7 @@ static mp_status_t connect_bus(process_t *p, const char *name)
 static mp_status_t check_nats(void *arg)
 {
     process_t *p = arg;
-    return mp_bus_connected(p->bus) ? MP_OK : mp_err_set(MP_EUNAVAIL, "not connected");
+    return mp_bus_ping(p->bus, 1000);
 }
 
 static mp_status_t check_db(void *arg)

@@ -9,20 +9,22 @@
  * reader stores its copy only when its version is not below the fence; both
  * steps are Lua scripts, atomic in Redis.
  *
- * Redis is a cache only: when it is down, reads go to Postgres (a warning at
- * most every 10 s, and a metric), and writes log the failed invalidation.
+ * Redis is a cache only: when it is down, reads go to Postgres and writes
+ * cannot invalidate (the entry may be stale until its TTL). Both are counted
+ * in a metric on every failure, but logged at most every 10 s each (with how
+ * many were left out): an outage would otherwise write a line per request.
  */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mp/bus.h"
+#include "mp/log.h"
 #include "mp/metrics.h"
 #include "product_int.h"
 
 static int cache_ttl_s = 60;
 static mp_series_t *m_hit, *m_miss, *m_unavailable, *m_invalidate_failed;
-static _Atomic int64_t last_warning_ms;
+static mp_log_limiter_t read_warnings, invalidate_errors;
 
 /* KEYS: entry, fence. ARGV: json, version, ttl. Stores unless a newer version fenced this one off. */
 static const char fill_script[] = "local f = redis.call('GET', KEYS[2]) "
@@ -57,12 +59,17 @@ static void keys_of(char entry[64], char fence[72], const char *id)
     snprintf(fence, 72, "product:%s:fence", id);
 }
 
+#define LOG_EVERY_MS 10000
+
 static void warn_unavailable(const char *what)
 {
-    int64_t now = mp_now_ms(), last = atomic_load(&last_warning_ms);
-    if (now - last > 10000 && atomic_compare_exchange_strong(&last_warning_ms, &last, now))
-        mp_log_kv(MP_LOG_WARN, NULL, "redis unavailable: product reads go to postgres", "during", what, "error",
-                  mp_err_get(), NULL);
+    uint64_t left_out;
+    char n[24];
+    if (!mp_log_now_and_then(&read_warnings, LOG_EVERY_MS, &left_out))
+        return;
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)left_out);
+    mp_log_kv(MP_LOG_WARN, NULL, "redis unavailable: product reads go to postgres", "during", what, "error",
+              mp_err_get(), "suppressed", n, NULL);
 }
 
 mp_status_t product_cache_get(char **json, mp_svc_t *svc, const char *id)
@@ -113,9 +120,14 @@ void product_cache_invalidate(mp_svc_t *svc, const char *id, const char *version
         lens[i] = strlen(argv[i]);
     redisReply *r = NULL;
     if (mp_cache_cmdargv(&r, mp_svc_cache(svc), 7, argv, lens) != MP_OK) {
+        uint64_t left_out;
+        char n[24];
         mp_series_add(m_invalidate_failed, 1);
-        mp_log_kv(MP_LOG_ERROR, NULL, "product cache invalidation failed; the entry may be stale until its TTL",
-                  "product_id", id, "version", version, "error", mp_err_get(), NULL);
+        if (mp_log_now_and_then(&invalidate_errors, LOG_EVERY_MS, &left_out)) {
+            snprintf(n, sizeof(n), "%llu", (unsigned long long)left_out);
+            mp_log_kv(MP_LOG_ERROR, NULL, "product cache invalidation failed; the entry may be stale until its TTL",
+                      "product_id", id, "version", version, "error", mp_err_get(), "suppressed", n, NULL);
+        }
     }
     if (r)
         freeReplyObject(r);

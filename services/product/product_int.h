@@ -73,7 +73,8 @@ mp_status_t product_cache_get(char **json, mp_svc_t *svc, const char *id);
 /** Stores the JSON of product `id` at `version` read from Postgres, unless a write has fenced that version off. */
 void product_cache_fill(mp_svc_t *svc, const char *id, const char *json, const char *version);
 /** After a write committed product `id` at `version` (for a delete: its last version + 1): fences older versions
- *  out and deletes the entry. Call before replying. Failures are logged and counted, never returned. */
+ *  out and deletes the entry. Call before replying. Failures are counted (result="invalidate_failed"), logged now
+ *  and then (an outage fails every write), never returned. */
 void product_cache_invalidate(mp_svc_t *svc, const char *id, const char *version);
 
 /* ---- handlers ------------------------------------------------------------------- */

@@ -79,6 +79,10 @@ mp_status_t mp_bus_connect(mp_bus_t **out, const mp_bus_opts_t *opts);
 void mp_bus_destroy(mp_bus_t *bus);
 /** True while connected (false while reconnecting). Any thread. */
 bool mp_bus_connected(mp_bus_t *bus);
+/** A round trip to the server (PING, wait for its PONG), bounded by `timeout_ms`: what readiness asks, since a
+ *  frozen server still looks connected. Blocks the caller up to `timeout_ms`. Errors: MP_EUNAVAIL (not connected,
+ *  or the connection failed), MP_ETIMEDOUT (no answer in time). Any thread. */
+mp_status_t mp_bus_ping(mp_bus_t *bus, int timeout_ms);
 /** The nats.c connection, for JetStream and subscriptions. Borrowed. */
 natsConnection *mp_bus_conn(mp_bus_t *bus);
 /** The prefix of this connection's reply subjects ("_INBOX" or the configured one), for inboxes made outside

@@ -11,7 +11,9 @@
 #ifndef MP_LOG_H
 #define MP_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef enum { MP_LOG_DEBUG, MP_LOG_INFO, MP_LOG_WARN, MP_LOG_ERROR, MP_LOG_FATAL } mp_log_level_t;
 
@@ -39,6 +41,18 @@ void mp_log(mp_log_level_t lvl, const mp_log_ctx_t *ctx, const char *fmt, ...) _
 /** Writes a line with msg `msg` and extra string fields given as key, value pairs ending with NULL. A NULL value
  *  skips its key. `ctx` may be NULL. Example: mp_log_kv(MP_LOG_WARN, ctx, "db down", "error", e, NULL). */
 void mp_log_kv(mp_log_level_t lvl, const mp_log_ctx_t *ctx, const char *msg, ...) __attribute__((sentinel));
+
+/** A line that an outage would repeat on every request (a dependency's error on a hot path): keep one limiter per
+ *  kind of line, zero-initialised (a static is fine), shared by every thread. */
+typedef struct mp_log_limiter {
+    _Atomic int64_t last_ms;     /* monotonic ms of the last line let through; 0: none yet */
+    _Atomic uint64_t suppressed; /* calls refused since that line */
+} mp_log_limiter_t;
+
+/** True when the caller should write its line now: the first time, then at most once per `every_ms` (one thread
+ *  wins a race). When it answers true and `suppressed` is not NULL, `*suppressed` is how many calls it refused since
+ *  the previous line (for a "suppressed" field), and the count starts again. Any thread. */
+bool mp_log_now_and_then(mp_log_limiter_t *l, int64_t every_ms, uint64_t *suppressed);
 
 #define MP_LOG_DEBUG_ON() mp_log_enabled(MP_LOG_DEBUG)
 
