@@ -6,8 +6,11 @@
  * price the lines, reserve the stock (Product, all or nothing, idempotent per
  * order id), then one transaction writes the order, its items, the
  * events.order.created event (which starts the payment saga) and the stored
- * response for the key. When that transaction fails the reservation is
- * released and the claim dropped, so no order and no stock are left behind.
+ * response for the key. Once the reserve has been sent, any failure (its
+ * reply lost, the transaction failing) releases the order id's stock; only
+ * then is the claim dropped. When the release fails too, the claim is kept,
+ * marked release_pending, and the janitor or the key's retry releases it
+ * first (idempotency.c): no reservation outlives its order.
  *
  * The payment token travels in the event to the payment role and is not
  * stored anywhere else in Order; it is never logged. The order remembers
@@ -183,8 +186,8 @@ static mp_status_t save(char **body, mp_svc_req_t *req, const order_idem_t *k, c
 }
 
 /* Everything after the key is ours. Returns MP_OK having replied, or an error with nothing left behind. */
-static mp_status_t place(bool *created, mp_svc_req_t *req, const order_idem_t *k, order_line_t *lines, size_t n,
-                         const char *token)
+static mp_status_t place(bool *created, bool *in_doubt, mp_svc_req_t *req, const order_idem_t *k, order_line_t *lines,
+                         size_t n, const char *token)
 {
     json_t *catalog = NULL, *problem = NULL;
     char *body = NULL;
@@ -202,13 +205,19 @@ static mp_status_t place(bool *created, mp_svc_req_t *req, const order_idem_t *k
         json_decref(catalog);
         return st;
     }
-    if (st == MP_OK && (st = save(&body, req, k, lines, n, token)) != MP_OK) {
+    /* from here on Product may hold stock for this order id even when the reserve failed (its reply can be lost
+     * after it reserved): every failure gives the stock back, or says it could not */
+    if (st != MP_OK || (st = save(&body, req, k, lines, n, token)) != MP_OK) {
         char why[256];
         snprintf(why, sizeof(why), "%s", mp_err_get());
-        if (order_product_release(mp_svc_bus(req->svc), k->order_id, req->log.request_id) != MP_OK)
-            mp_log_kv(MP_LOG_ERROR, &req->log, "order not saved and its reservation not released", "order_id",
-                      k->order_id, "error", mp_err_get(), NULL);
-        mp_err_set(st, "%s", why);
+        if (order_product_release(mp_svc_bus(req->svc), k->order_id, req->log.request_id) != MP_OK) {
+            *in_doubt = true;
+            mp_log_kv(MP_LOG_WARN, &req->log,
+                      "order not placed and its reservation not released yet; kept for "
+                      "the janitor",
+                      "order_id", k->order_id, "error", mp_err_get(), NULL);
+        }
+        mp_err_set(st == MP_EBADREPLY ? MP_EUNAVAIL : st, "%s", why);
     }
     json_decref(catalog);
     if (st != MP_OK)
@@ -244,11 +253,13 @@ mp_status_t order_create(mp_svc_req_t *req)
     mp_input_dispose(&in);
 
     order_idem_t k;
-    bool mine = false, created = false;
+    bool mine = false, created = false, in_doubt = false;
     mp_status_t st = order_idem_claim(&mine, &k, req);
     if (st == MP_OK && mine) {
-        st = place(&created, req, &k, lines, n, token);
-        if (!created) /* a refusal or a failure: the key may be used again */
+        st = place(&created, &in_doubt, req, &k, lines, n, token);
+        if (in_doubt) /* the key is kept until that stock is given back (janitor, or the key's next retry) */
+            order_idem_hold_for_release(req->svc, &k);
+        else if (!created) /* a refusal or a failure with nothing held: the key may be used again */
             order_idem_abandon(req->svc, &k);
     }
     free(lines);

@@ -17,6 +17,14 @@
  * lock across both: a request still saving that order then finds its claim
  * gone, its transaction fails (order_idem_store needs the row) and rolls
  * back, so an order never exists without its stock.
+ *
+ * A request that failed after sending its reserve releases that stock
+ * before dropping its claim. When the release fails too (NATS down), the
+ * claim is kept and marked release_pending: the janitor releases and
+ * deletes it at its next round (seconds), and a retry of the key that finds
+ * it releases the old order id itself and continues under a new one, since
+ * Product never reserves an id it has released. So every reservation ends
+ * used by its order or released, whichever side failed.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -61,10 +69,49 @@ static mp_status_t replay(mp_svc_req_t *req, const order_idem_t *k, int status, 
     return mp_svc_reply_raw(req, status, "application/json", body, strlen(body));
 }
 
-/* Tries to become the key's owner: a fresh claim, or a takeover of one abandoned by a crash. */
-static mp_status_t try_claim(bool *won, mp_db_t *db, order_idem_t *k)
+/* Takes over a claim left release_pending: releases its order id's stock first, then gives the claim a fresh order
+ * id, since Product refuses to reserve an id it has released. Holding the row lock (FOR UPDATE) keeps the janitor,
+ * which skips locked rows, away meanwhile. MP_EUNAVAIL (and the mark kept) when the release fails again. */
+static mp_status_t take_pending(bool *won, mp_db_t *db, mp_bus_t *bus, order_idem_t *k)
 {
+    mp_db_conn_t *tx = NULL;
     mp_db_res_t *r = NULL;
+    mp_status_t st = mp_db_acquire(&tx, db, 3000);
+    if (st == MP_OK)
+        st = mp_db_begin(tx);
+    if (st == MP_OK)
+        st = mp_db_exec(&r, tx,
+                        "SELECT order_id FROM \"order\".idempotency_keys WHERE user_id = $1 AND key_hash = $2 AND "
+                        "request_hash = $3 AND response_status IS NULL AND release_pending FOR UPDATE",
+                        3, MP_DB_PARAMS(k->user_id, k->key_hash, k->request_hash));
+    if (st == MP_OK && mp_db_rows(r) == 1) {
+        st = order_product_release(bus, mp_db_get(r, 0, 0), NULL);
+        if (st != MP_OK)
+            st = mp_err_set(MP_EUNAVAIL, "an earlier try of this order is still being undone; retry shortly");
+        mp_db_res_free(r);
+        r = NULL;
+        if (st == MP_OK)
+            st = mp_db_exec(&r, tx,
+                            "UPDATE \"order\".idempotency_keys SET order_id = gen_random_uuid(), release_pending = "
+                            "false, claimed_at = now() WHERE user_id = $1 AND key_hash = $2 RETURNING order_id",
+                            2, MP_DB_PARAMS(k->user_id, k->key_hash));
+        if (st == MP_OK && (st = mp_db_commit(tx)) == MP_OK && mp_db_rows(r) == 1) {
+            *won = true;
+            snprintf(k->order_id, sizeof(k->order_id), "%s", mp_db_get(r, 0, 0));
+        }
+    }
+    mp_db_res_free(r);
+    mp_db_release(tx);
+    return st;
+}
+
+/* Tries to become the key's owner: a fresh claim, a takeover of one abandoned by a crash, or of one whose stock an
+ * earlier try could not give back (released first). */
+static mp_status_t try_claim(bool *won, mp_svc_t *svc, order_idem_t *k)
+{
+    mp_db_t *db = mp_svc_db(svc);
+    mp_db_res_t *r = NULL;
+    *won = false;
     mp_status_t st = mp_db_exec_once(&r, db,
                                      "INSERT INTO \"order\".idempotency_keys (user_id, key_hash, request_hash) "
                                      "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING order_id",
@@ -72,10 +119,12 @@ static mp_status_t try_claim(bool *won, mp_db_t *db, order_idem_t *k)
     if (st == MP_OK && mp_db_rows(r) == 0) {
         mp_db_res_free(r);
         r = NULL;
+        if ((st = take_pending(won, db, mp_svc_bus(svc), k)) != MP_OK || *won)
+            return st;
         st = mp_db_exec_once(&r, db,
                              "UPDATE \"order\".idempotency_keys SET claimed_at = now() WHERE user_id = $1 AND "
-                             "key_hash = $2 AND request_hash = $3 AND response_status IS NULL AND "
-                             "claimed_at < now() - interval '" STALE_CLAIM "' RETURNING order_id",
+                             "key_hash = $2 AND request_hash = $3 AND response_status IS NULL AND NOT release_pending "
+                             "AND claimed_at < now() - interval '" STALE_CLAIM "' RETURNING order_id",
                              3, MP_DB_PARAMS(k->user_id, k->key_hash, k->request_hash));
     }
     *won = st == MP_OK && mp_db_rows(r) == 1;
@@ -148,7 +197,7 @@ mp_status_t order_idem_claim(bool *mine, order_idem_t *k, mp_svc_req_t *req)
         seen_t seen = SEEN_NONE;
         int status = 0;
         char *body = NULL;
-        mp_status_t st = try_claim(&won, db, k);
+        mp_status_t st = try_claim(&won, req->svc, k);
         if (st != MP_OK)
             return st;
         if (won) {
@@ -202,6 +251,17 @@ void order_idem_abandon(mp_svc_t *svc, const order_idem_t *k)
                   mp_err_get(), NULL);
 }
 
+void order_idem_hold_for_release(mp_svc_t *svc, const order_idem_t *k)
+{
+    if (mp_db_exec_once(NULL, mp_svc_db(svc),
+                        "UPDATE \"order\".idempotency_keys SET release_pending = true WHERE user_id = $1 AND "
+                        "key_hash = $2 AND order_id = $3::uuid AND response_status IS NULL",
+                        3, MP_DB_PARAMS(k->user_id, k->key_hash, k->order_id)) != MP_OK)
+        /* the unanswered claim stays as it is: the janitor frees it after order.abandoned_claim_after */
+        mp_log_kv(MP_LOG_WARN, NULL, "cannot mark an order claim for release; the janitor takes it later", "order_id",
+                  k->order_id, "error", mp_err_get(), NULL);
+}
+
 void order_idem_sweep(mp_svc_t *svc)
 {
     static _Atomic int64_t last;
@@ -234,8 +294,8 @@ static int free_one_abandoned(order_state_t *os)
     if (st == MP_OK)
         st = mp_db_exec(&r, tx,
                         "SELECT user_id, key_hash, order_id FROM \"order\".idempotency_keys WHERE response_status IS "
-                        "NULL AND claimed_at < now() - $1::bigint * interval '1 millisecond' ORDER BY claimed_at "
-                        "LIMIT 1 FOR UPDATE SKIP LOCKED",
+                        "NULL AND (release_pending OR claimed_at < now() - $1::bigint * interval '1 millisecond') "
+                        "ORDER BY claimed_at LIMIT 1 FOR UPDATE SKIP LOCKED",
                         1, MP_DB_PARAMS(age));
     if (st == MP_OK && mp_db_rows(r) == 0)
         done = 0;
@@ -271,9 +331,10 @@ static int janitor_round(void *arg)
 
 mp_status_t order_idem_janitor_start(order_state_t *os)
 {
-    /* look often enough that a claim is freed within about 1.25x its age limit, and not more than once a second */
+    /* look often enough that a claim is freed within about 1.25x its age limit, and a release_pending one within
+     * seconds (a round is one indexed query), but not more than once a second */
     int64_t every = os->cfg.abandoned_claim_ms / 4;
-    every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
+    every = every < 1000 ? 1000 : every > 5000 ? 5000 : every;
     return mp_poller_start(&os->janitor, "order", (int)every, janitor_round, os);
 }
 

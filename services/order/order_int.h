@@ -91,6 +91,9 @@ mp_status_t order_idem_claim(bool *mine, order_idem_t *k, mp_svc_req_t *req);
 mp_status_t order_idem_store(mp_db_conn_t *tx, const order_idem_t *k, int status, const char *body);
 /** Drops a claim whose request failed, so that a retry with the same key runs again. */
 void order_idem_abandon(mp_svc_t *svc, const order_idem_t *k);
+/** Keeps the claim of a request that failed with its order id's stock maybe still reserved (the release failed):
+ *  marks it release_pending, so the janitor releases it soon and the key's next retry releases it first. */
+void order_idem_hold_for_release(mp_svc_t *svc, const order_idem_t *k);
 /** Deletes keys older than the TTL, at most once every 10 minutes per process (the janitor calls it). */
 void order_idem_sweep(mp_svc_t *svc);
 /** Starts / stops the thread that releases the stock of claims whose request died (a crash between the

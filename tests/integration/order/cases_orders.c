@@ -201,6 +201,69 @@ void test_order_product_down_is_503_and_the_key_can_be_retried(void **state)
     env_reply_dispose(&r);
 }
 
+/* How many orders `user` has. */
+static long orders_of(const char *user)
+{
+    return env_long("SELECT count(*) FROM \"order\".orders WHERE user_id = $1", 1, MP_DB_PARAMS(user));
+}
+
+void test_order_lost_reserve_reply_gives_the_stock_back(void **state)
+{
+    /* Product reserves and its reply is lost (issue 11: nats-server killed mid-stream): the order times out, and
+     * the stock it may hold must come back before the key is let go */
+    char user[37], key[37];
+    env_uuid(user);
+    env_uuid(key);
+    int64_t before = fake_product_available(env_product, env_p1);
+    fake_product_mute_reserve(env_product, true);
+    env_reply_t r = env_order(user, key, 1, 0, "tok_ok");
+    fake_product_mute_reserve(env_product, false);
+    assert_true(r.status == 503 || r.status == 504);
+    env_reply_dispose(&r);
+    assert_int_equal(fake_product_available(env_product, env_p1), before); /* released, not lost */
+    assert_int_equal(orders_of(user), 0);
+
+    /* the retry makes exactly one order, under a fresh order id, holding exactly its own stock */
+    r = env_order(user, key, 1, 0, "tok_ok");
+    assert_int_equal(r.status, 201);
+    env_reply_dispose(&r);
+    assert_int_equal(orders_of(user), 1);
+    assert_int_equal(fake_product_available(env_product, env_p1), before - 1);
+}
+
+void test_order_lost_reserve_and_failed_release_keep_the_key_until_released(void **state)
+{
+    /* the release fails too (NATS still down): the claim is kept, marked, and the key's retry releases the old
+     * order id first and then orders under a new one */
+    char user[37], key[37];
+    env_uuid(user);
+    env_uuid(key);
+    int64_t before = fake_product_available(env_product, env_p1);
+    fake_product_mute_reserve(env_product, true);
+    fake_product_set_down(env_product, "release", true);
+    env_reply_t r = env_order(user, key, 1, 0, "tok_ok");
+    fake_product_mute_reserve(env_product, false);
+    assert_true(r.status == 503 || r.status == 504);
+    env_reply_dispose(&r);
+    assert_int_equal(fake_product_available(env_product, env_p1), before - 1); /* held, not yet given back */
+    assert_int_equal(env_long("SELECT count(*) FROM \"order\".idempotency_keys k WHERE k.user_id = $1 AND "
+                              "k.release_pending",
+                              1, MP_DB_PARAMS(user)),
+                     1);
+    /* while the release keeps failing, the retry says so and changes nothing */
+    r = env_order(user, key, 1, 0, "tok_ok");
+    assert_int_equal(r.status, 503);
+    env_reply_dispose(&r);
+    assert_int_equal(orders_of(user), 0);
+
+    fake_product_set_down(env_product, "release", false);
+    r = env_order(user, key, 1, 0, "tok_ok");
+    assert_int_equal(r.status, 201);
+    env_reply_dispose(&r);
+    assert_int_equal(orders_of(user), 1);
+    assert_int_equal(fake_product_available(env_product, env_p1), before - 1); /* the old hold gone, the new kept */
+}
+
 void test_order_visibility_and_cancel_rules(void **state)
 {
     char user[37], other[37], key[37], id[37], missing[37];

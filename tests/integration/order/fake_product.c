@@ -45,6 +45,8 @@ struct fake_product {
     int nreservations;
     int calls_lookup, calls_reserve, calls_release;
     bool down_lookup, down_reserve, down_release;
+    bool mute_reserve; /* reserve, and lose the reply (what a NATS outage does after Product acted) */
+    bool muting;       /* under mu: the reply being made is dropped */
 };
 
 static product_t *find(fake_product_t *fp, const char *id)
@@ -66,7 +68,8 @@ static reservation_t *reservation(fake_product_t *fp, const char *order_id)
 static void reply(fake_product_t *fp, mp_msg_t *req, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
-    mp_bus_reply(fp->bus, req, status, text, strlen(text), NULL, 0);
+    if (!fp->muting)
+        mp_bus_reply(fp->bus, req, status, text, strlen(text), NULL, 0);
     free(text);
     json_decref(body);
 }
@@ -192,7 +195,9 @@ static void on_request(void *arg, mp_msg_t *req, int worker)
         fp->down_lookup ? reply_down(fp, req) : on_lookup(fp, req, in);
     } else if (strcmp(op, "reserve") == 0) {
         fp->calls_reserve++;
+        fp->muting = fp->mute_reserve;
         fp->down_reserve ? reply_down(fp, req) : on_reserve(fp, req, in);
+        fp->muting = false;
     } else if (strcmp(op, "release") == 0) {
         fp->calls_release++;
         fp->down_release ? reply_down(fp, req) : on_release(fp, req, in);
@@ -275,6 +280,13 @@ int fake_product_reserves_of(fake_product_t *fp, const char *order_id)
     int n = r ? r->calls : 0;
     pthread_mutex_unlock(&fp->mu);
     return n;
+}
+
+void fake_product_mute_reserve(fake_product_t *fp, bool mute)
+{
+    pthread_mutex_lock(&fp->mu);
+    fp->mute_reserve = mute;
+    pthread_mutex_unlock(&fp->mu);
 }
 
 void fake_product_set_down(fake_product_t *fp, const char *op, bool down)

@@ -30,6 +30,8 @@ void fake_product_set_stock(fake_product_t *fp, const char *id, int64_t stock);
 /** Calls answered so far for `op` ("lookup", "reserve", "release"), and reserve calls for one order id. */
 int fake_product_calls(fake_product_t *fp, const char *op);
 int fake_product_reserves_of(fake_product_t *fp, const char *order_id);
+/** Reserves but never answers (the reply lost after Product acted), until unmuted. */
+void fake_product_mute_reserve(fake_product_t *fp, bool mute);
 /** While `down`, `op` answers 503 as a Product whose database is away would. */
 void fake_product_set_down(fake_product_t *fp, const char *op, bool down);
 

@@ -17,6 +17,8 @@ void test_order_key_rules(void **state);
 void test_order_input_is_checked(void **state);
 void test_order_out_of_stock_keeps_nothing_and_frees_the_key(void **state);
 void test_order_product_down_is_503_and_the_key_can_be_retried(void **state);
+void test_order_lost_reserve_reply_gives_the_stock_back(void **state);
+void test_order_lost_reserve_and_failed_release_keep_the_key_until_released(void **state);
 void test_order_visibility_and_cancel_rules(void **state);
 void test_order_list_is_newest_first_and_paginated(void **state);
 void test_order_abandoned_claim_gives_its_stock_back(void **state);
@@ -34,6 +36,8 @@ int main(void)
         cmocka_unit_test(test_order_input_is_checked),
         cmocka_unit_test(test_order_out_of_stock_keeps_nothing_and_frees_the_key),
         cmocka_unit_test(test_order_product_down_is_503_and_the_key_can_be_retried),
+        cmocka_unit_test(test_order_lost_reserve_reply_gives_the_stock_back),
+        cmocka_unit_test(test_order_lost_reserve_and_failed_release_keep_the_key_until_released),
         cmocka_unit_test(test_order_visibility_and_cancel_rules),
         cmocka_unit_test(test_order_list_is_newest_first_and_paginated),
         cmocka_unit_test(test_order_abandoned_claim_gives_its_stock_back),
