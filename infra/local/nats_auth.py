@@ -57,6 +57,8 @@ def _discovered() -> set[str]:
 SERVICES = tuple(sorted({"auth", "user", "product", "order", "payment", "notification"} | _discovered()))
 # service -> the subjects of other services it requests (empty: it calls nobody)
 CALLS: dict[str, tuple[str, ...]] = {
+    # a registration creates the profile inside Auth's transaction (docs/services.md#auth)
+    "auth": ("user.v1.provision",),
     # prices and stock for an order; the owner's locale for its notifications (docs/services.md#order)
     "order": ("product.v1.lookup", "product.v1.reserve", "product.v1.release", "user.v1.get"),
 }
