@@ -10,6 +10,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,13 @@ static int64_t effective_timeout(const mp_bus_call_t *call, int64_t now)
     return t;
 }
 
+static _Atomic(mp_bus_request_hook) request_hook;
+
+void mp_bus__set_request_hook(mp_bus_request_hook hook)
+{
+    atomic_store(&request_hook, hook);
+}
+
 mp_status_t mp_bus_request(mp_msg_t **reply, mp_bus_t *bus, const mp_bus_call_t *call)
 {
     int64_t now = mp_now_ms();
@@ -339,6 +347,9 @@ mp_status_t mp_bus_request(mp_msg_t **reply, mp_bus_t *bus, const mp_bus_call_t 
 
     if (timeout <= 0)
         return mp_err_set(MP_ETIMEDOUT, "deadline passed before calling %s", call->subject);
+    mp_bus_request_hook hook = atomic_load(&request_hook);
+    if (hook && hook(&st, reply, call)) /* on a serving fiber: park it, not the thread */
+        return st;
     if ((st = mp_bus__build_msg(&m, call, NULL, now)) != MP_OK)
         return st;
     natsStatus s = natsConnection_RequestMsg(&r, bus->nc, m, timeout);

@@ -6,6 +6,13 @@
  * thread pushes, workers pop; the condition variable wakes one worker per
  * push. Draining flips `draining` so workers exit once the queue is empty,
  * after the subscriptions are gone so nothing new arrives.
+ *
+ * With fibers, a worker is a scheduler (core/fiber.c) instead: it takes up
+ * to BATCH jobs a round, runs each on a fiber, and sleeps in epoll rather
+ * than on the condition variable. A worker asleep with room for more marks
+ * itself `hungry`; a push kicks one hungry worker (round robin, so load
+ * spreads over threads), and a worker that leaves jobs queued kicks the
+ * next, so a burst does not pile onto one thread.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,7 +22,9 @@
 #include <string.h>
 #include "mp/alloc.h"
 #include "mp/bus_serve.h"
+#include "mp/fiber.h"
 #include "mp/log.h"
+#include "bus_serve_int.h"
 
 typedef struct route {
     mp_bus_server_t *srv;
@@ -28,15 +37,28 @@ typedef struct route {
 typedef struct job {
     natsMsg *msg;
     route_t *route;
+    int worker;
     struct job *next;
 } job_t;
+
+typedef struct worker {
+    mp_bus_server_t *srv;
+    int index;
+    mp_sched_t *sched; /* fibers only; set before the thread serves, under srv->mu */
+    bool hungry;       /* asleep in epoll with room for more jobs; under srv->mu */
+} worker_t;
+
+/* Jobs a fiber worker starts per round before it looks at its fibers again. */
+#define BATCH 8
 
 struct mp_bus_server {
     mp_bus_t *bus;
     mp_bus_server_opts_t opts;
     char *name;
     pthread_t *threads;
+    worker_t *workers;
     int nthreads;
+    int kick_next; /* round robin over hungry workers; under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_cond_t idle_cv;
@@ -45,12 +67,12 @@ struct mp_bus_server {
     int draining, joined;
     route_t *routes;
     _Atomic uint64_t expired, shed;
+    /* serving on loop connections (bus_serve_loop.c): routes gathered until mp_bus_server_start() */
+    bool loop_mode;
+    mp_bus_lroute_t *lroutes;
+    size_t nlroutes;
+    mp_bus_lsrv_t *lsrv;
 };
-
-typedef struct worker_arg {
-    mp_bus_server_t *srv;
-    int index;
-} worker_arg_t;
 
 bool mp_bus_expired(mp_msg_t *req, int64_t now_ms)
 {
@@ -74,6 +96,20 @@ mp_status_t mp_bus_reply(mp_bus_t *bus, mp_msg_t *req, int status, const void *b
     if (reply_to == NULL || *reply_to == '\0')
         return MP_OK;
     snprintf(code, sizeof(code), "%d", status);
+    if (nextra <= 14) { /* on a serving loop's thread: the reply leaves on the connection the request came by */
+        mp_bus_hdr_t h[16];
+        size_t nh = 0;
+        const char *rid = mp_msg_header(req, MP_HDR_REQUEST_ID);
+        h[nh++] = (mp_bus_hdr_t){MP_HDR_STATUS, code};
+        if (rid)
+            h[nh++] = (mp_bus_hdr_t){MP_HDR_REQUEST_ID, rid};
+        for (size_t i = 0; i < nextra; i++)
+            if (extra[i].value)
+                h[nh++] = extra[i];
+        mp_status_t st;
+        if (mp_bus__lsrv_reply(&st, reply_to, h, nh, body, len))
+            return st;
+    }
     natsStatus s = natsMsg_Create(&m, reply_to, NULL, body, (int)len);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(m, MP_HDR_STATUS, code);
@@ -96,6 +132,20 @@ static void reply_overloaded(mp_bus_t *bus, natsMsg *msg, const char *why)
         snprintf(body, sizeof(body),
                  "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"%s\"}", why);
     mp_bus_reply(bus, msg, 503, body, (size_t)n, NULL, 0);
+}
+
+/* A fiber worker asleep with room for jobs, claimed (no longer hungry); NULL when none. Under srv->mu. */
+static mp_sched_t *hungry_worker(mp_bus_server_t *srv)
+{
+    for (int k = 0; k < srv->nthreads; k++) {
+        worker_t *w = &srv->workers[(srv->kick_next + k) % srv->nthreads];
+        if (w->hungry) {
+            w->hungry = false;
+            srv->kick_next = (w->index + 1) % srv->nthreads;
+            return w->sched;
+        }
+    }
+    return NULL;
 }
 
 /* nats.c delivery thread: queue the request, or shed it when the queue is full */
@@ -124,14 +174,15 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     srv->tail = j;
     srv->queued++;
     pthread_cond_signal(&srv->cv);
+    mp_sched_t *wake = hungry_worker(srv);
     pthread_mutex_unlock(&srv->mu);
+    if (wake)
+        mp_sched_kick(wake);
 }
 
-static job_t *next_job(mp_bus_server_t *srv)
+/* Pops the next job, or NULL. Under srv->mu. */
+static job_t *pop_job(mp_bus_server_t *srv)
 {
-    pthread_mutex_lock(&srv->mu);
-    while (srv->head == NULL && !srv->draining)
-        pthread_cond_wait(&srv->cv, &srv->mu);
     job_t *j = srv->head;
     if (j) {
         srv->head = j->next;
@@ -140,6 +191,15 @@ static job_t *next_job(mp_bus_server_t *srv)
         srv->queued--;
         srv->running++;
     }
+    return j;
+}
+
+static job_t *next_job(mp_bus_server_t *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    while (srv->head == NULL && !srv->draining)
+        pthread_cond_wait(&srv->cv, &srv->mu);
+    job_t *j = pop_job(srv);
     pthread_mutex_unlock(&srv->mu);
     return j;
 }
@@ -153,25 +213,88 @@ static void job_done(mp_bus_server_t *srv)
     pthread_mutex_unlock(&srv->mu);
 }
 
+static void run_job(job_t *j)
+{
+    mp_bus_server_t *srv = j->route->srv;
+    if (mp_bus_expired(j->msg, 0)) {
+        /* the caller has given up; doing the work now only adds load */
+        atomic_fetch_add(&srv->expired, 1);
+    } else {
+        j->route->handler(j->route->arg, j->msg, j->worker);
+    }
+    natsMsg_Destroy(j->msg);
+    free(j);
+    job_done(srv);
+}
+
+static void fiber_job(void *p)
+{
+    run_job(p);
+}
+
+static void thread_loop(worker_t *w)
+{
+    job_t *j;
+    while ((j = next_job(w->srv)) != NULL) {
+        j->worker = w->index;
+        run_job(j);
+    }
+}
+
+static void fiber_loop(worker_t *w)
+{
+    mp_bus_server_t *srv = w->srv;
+    for (;;) {
+        int started = 0;
+        pthread_mutex_lock(&srv->mu);
+        while (started < BATCH && mp_sched_alive(w->sched) + started < srv->opts.fibers && srv->head) {
+            job_t *j = pop_job(srv);
+            j->worker = w->index;
+            pthread_mutex_unlock(&srv->mu);
+            mp_sched_spawn(w->sched, fiber_job, j); /* runs it until its first wait */
+            started++;
+            pthread_mutex_lock(&srv->mu);
+        }
+        bool room = mp_sched_alive(w->sched) < srv->opts.fibers;
+        mp_sched_t *next = srv->head && room ? hungry_worker(srv) : NULL; /* share what is left */
+        if (srv->draining && srv->head == NULL && mp_sched_alive(w->sched) == 0) {
+            pthread_mutex_unlock(&srv->mu);
+            return;
+        }
+        w->hungry = room && srv->head == NULL && !srv->draining;
+        bool more = room && srv->head != NULL;
+        pthread_mutex_unlock(&srv->mu);
+        if (next)
+            mp_sched_kick(next);
+        mp_sched_run(w->sched, more ? 0 : srv->draining ? 50 : -1);
+        pthread_mutex_lock(&srv->mu);
+        w->hungry = false;
+        pthread_mutex_unlock(&srv->mu);
+    }
+}
+
 static void *worker_main(void *p)
 {
-    worker_arg_t wa = *(worker_arg_t *)p;
-    mp_bus_server_t *srv = wa.srv;
-    free(p);
+    worker_t *w = p;
+    mp_bus_server_t *srv = w->srv;
     if (srv->opts.on_worker_start)
-        srv->opts.on_worker_start(srv->opts.on_worker_start_arg, wa.index);
-    job_t *j;
-    while ((j = next_job(srv)) != NULL) {
-        if (mp_bus_expired(j->msg, 0)) {
-            /* the caller has given up; doing the work now only adds load */
-            atomic_fetch_add(&srv->expired, 1);
-        } else {
-            j->route->handler(j->route->arg, j->msg, wa.index);
-        }
-        natsMsg_Destroy(j->msg);
-        free(j);
-        job_done(srv);
+        srv->opts.on_worker_start(srv->opts.on_worker_start_arg, w->index);
+    mp_sched_t *sched = NULL;
+    if (srv->opts.fibers > 0 && mp_sched_create(&sched, srv->opts.fibers, 0) != MP_OK)
+        mp_log_kv(MP_LOG_WARN, NULL, "fibers unavailable, serving one request per thread", "error", mp_err_get(), NULL);
+    if (sched == NULL) {
+        thread_loop(w);
+        return NULL;
     }
+    pthread_mutex_lock(&srv->mu);
+    w->sched = sched;
+    pthread_mutex_unlock(&srv->mu);
+    fiber_loop(w);
+    pthread_mutex_lock(&srv->mu);
+    w->sched = NULL;
+    w->hungry = false;
+    pthread_mutex_unlock(&srv->mu);
+    mp_sched_destroy(sched);
     return NULL;
 }
 
@@ -189,16 +312,20 @@ mp_status_t mp_bus_server_create(mp_bus_server_t **out, mp_bus_t *bus, const mp_
     pthread_cond_init(&srv->cv, NULL);
     pthread_cond_init(&srv->idle_cv, NULL);
     srv->threads = mp_xcalloc((size_t)srv->opts.workers, sizeof(*srv->threads));
+    srv->workers = mp_xcalloc((size_t)srv->opts.workers, sizeof(*srv->workers));
+    if (opts->nats_loop && opts->fibers > 0) {
+        srv->loop_mode = true; /* the loop workers start in mp_bus_server_start(), with every route known */
+        *out = srv;
+        return MP_OK;
+    }
+    pthread_mutex_lock(&srv->mu); /* nthreads grows while workers already look at it */
     for (int i = 0; i < srv->opts.workers; i++) {
-        worker_arg_t *wa = mp_xmalloc(sizeof(*wa));
-        wa->srv = srv;
-        wa->index = i;
-        if (pthread_create(&srv->threads[i], NULL, worker_main, wa) != 0) {
-            free(wa);
+        srv->workers[i] = (worker_t){.srv = srv, .index = i};
+        if (pthread_create(&srv->threads[i], NULL, worker_main, &srv->workers[i]) != 0)
             break;
-        }
         srv->nthreads++;
     }
+    pthread_mutex_unlock(&srv->mu);
     if (srv->nthreads == 0) {
         mp_bus_server_destroy(srv);
         return mp_err_set(MP_ENOMEM, "cannot start worker threads");
@@ -210,6 +337,14 @@ mp_status_t mp_bus_server_create(mp_bus_server_t **out, mp_bus_t *bus, const mp_
 mp_status_t mp_bus_server_add(mp_bus_server_t *srv, const char *subject, const char *queue_group,
                               mp_bus_handler_cb handler, void *arg)
 {
+    if (srv->loop_mode) {
+        if (srv->lsrv)
+            return mp_err_set(MP_EINVAL, "bus server: routes are added before mp_bus_server_start()");
+        srv->lroutes = mp_xrealloc(srv->lroutes, (srv->nlroutes + 1) * sizeof(*srv->lroutes));
+        srv->lroutes[srv->nlroutes++] =
+            (mp_bus_lroute_t){mp_xstrdup(subject), queue_group ? mp_xstrdup(queue_group) : NULL, handler, arg};
+        return MP_OK;
+    }
     route_t *r = mp_xcalloc(1, sizeof(*r));
     r->srv = srv;
     r->handler = handler;
@@ -236,6 +371,12 @@ void mp_bus_server_drain(mp_bus_server_t *srv, int timeout_ms)
 {
     if (srv->joined)
         return;
+    if (srv->loop_mode) {
+        mp_bus__lsrv_stop(srv->lsrv, timeout_ms);
+        srv->lsrv = NULL;
+        srv->joined = 1;
+        return;
+    }
     for (route_t *r = srv->routes; r; r = r->next)
         natsSubscription_Unsubscribe(r->sub);
     /* flush so the server stops routing to us before we stop serving */
@@ -257,6 +398,9 @@ void mp_bus_server_drain(mp_bus_server_t *srv, int timeout_ms)
     srv->queued = 0;
     srv->draining = 1;
     pthread_cond_broadcast(&srv->cv);
+    for (int i = 0; i < srv->nthreads; i++)
+        if (srv->workers[i].sched)
+            mp_sched_kick(srv->workers[i].sched); /* asleep in epoll, not on the condition variable */
     pthread_mutex_unlock(&srv->mu);
     while (left) {
         job_t *next = left->next;
@@ -281,7 +425,13 @@ void mp_bus_server_destroy(mp_bus_server_t *srv)
         natsSubscription_Destroy(r->sub);
         free(r);
     }
+    for (size_t i = 0; i < srv->nlroutes; i++) {
+        free((char *)srv->lroutes[i].subject);
+        free((char *)srv->lroutes[i].queue);
+    }
+    free(srv->lroutes);
     free(srv->threads);
+    free(srv->workers);
     free(srv->name);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
@@ -289,8 +439,28 @@ void mp_bus_server_destroy(mp_bus_server_t *srv)
     free(srv);
 }
 
+mp_status_t mp_bus_server_start(mp_bus_server_t *srv)
+{
+    if (!srv->loop_mode || srv->lsrv)
+        return MP_OK;
+    mp_bus_lsrv_opts_t o = {.bus = srv->bus,
+                            .name = srv->name,
+                            .workers = srv->opts.workers,
+                            .fibers = srv->opts.fibers,
+                            .max_queue = srv->opts.max_queue,
+                            .routes = srv->lroutes,
+                            .nroutes = srv->nlroutes,
+                            .on_worker_start = srv->opts.on_worker_start,
+                            .on_worker_start_arg = srv->opts.on_worker_start_arg,
+                            .expired = &srv->expired,
+                            .shed = &srv->shed};
+    return mp_bus__lsrv_start(&srv->lsrv, &o);
+}
+
 size_t mp_bus_server_inflight(mp_bus_server_t *srv)
 {
+    if (srv->loop_mode)
+        return srv->lsrv ? mp_bus__lsrv_inflight(srv->lsrv) : 0;
     pthread_mutex_lock(&srv->mu);
     size_t n = srv->queued + srv->running;
     pthread_mutex_unlock(&srv->mu);

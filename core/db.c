@@ -26,6 +26,11 @@
  * MP_ETIMEDOUT and leaves the connection idle and reusable: a caller that
  * gave up does not keep a connection, and the pool's slots go to requests
  * that can still be answered.
+ *
+ * Every wait (connect, a statement's result, a free slot) goes through
+ * mp/fiber.h: on a service's fiber worker it yields the thread to the next
+ * request, elsewhere it blocks as before. A fiber waiting for a slot queues
+ * itself on `fwait` and the releasing thread wakes the first in line.
  */
 #include <assert.h>
 #include <stdatomic.h>
@@ -39,6 +44,7 @@
 #include <time.h>
 #include "mp/alloc.h"
 #include "mp/db.h"
+#include "mp/fiber.h"
 #include "mp/log.h"
 #include "db_int.h"
 
@@ -51,6 +57,13 @@ struct mp_db_conn {
     mp_db_stmts_t stmts; /* prepared on `pg`; owner thread only */
 };
 
+/* A fiber waiting for a slot; on its own stack, linked while it waits. */
+typedef struct fwaiter {
+    mp_fiber_t *f;
+    bool called; /* popped by a release: it owes the next waiter the wake-up if it does not take the slot */
+    struct fwaiter *next;
+} fwaiter_t;
+
 struct mp_db {
     char *dsn, *password, *dsn_password, *app_name;
     char *options; /* libpq startup options: "-c name=value ..." */
@@ -58,7 +71,9 @@ struct mp_db {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     mp_db_conn_t *slots;
-    bool prepare; /* name and prepare statements (off behind a transaction-pooling proxy) */
+    fwaiter_t *fwait;   /* FIFO of fibers waiting for a slot; under mu */
+    int thread_waiters; /* threads in pthread_cond_timedwait for a slot; under mu (no signal when none) */
+    bool prepare;       /* name and prepare statements (off behind a transaction-pooling proxy) */
     /* for mp_db_counters(): cumulative, any thread */
     _Atomic uint64_t n_waits, n_wait_ns, n_timeouts, n_prepared, n_cancelled;
 };
@@ -81,7 +96,7 @@ static int64_t clock_ms(clockid_t clock)
 
 static int64_t now_ms(void)
 {
-    return clock_ms(CLOCK_MONOTONIC);
+    return mp_mono_ms();
 }
 
 static int64_t mono_ns(void)
@@ -134,14 +149,14 @@ static mp_status_t connect_pg(PGconn **out, mp_db_t *db, int timeout_ms)
     /* a fresh connection behaves as if PQconnectPoll had last answered WRITING */
     PostgresPollingStatusType ps = PQstatus(pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
     while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
-        struct pollfd p = {.fd = PQsocket(pg), .events = ps == PGRES_POLLING_READING ? POLLIN : POLLOUT};
-        int64_t left = deadline - now_ms();
-        int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+        int n = now_ms() < deadline
+                    ? mp_fiber_wait_fd(PQsocket(pg), ps == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline)
+                    : 0;
         if (n == 0) {
             PQfinish(pg);
             return mp_err_set(MP_EUNAVAIL, "db: connect timed out after %d ms", timeout_ms);
         }
-        if (n < 0 && errno != EINTR)
+        if (n < 0)
             break;
         ps = PQconnectPoll(pg);
     }
@@ -231,6 +246,44 @@ static bool idle_conn_ok(PGconn *pg)
     return PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) == PQTRANS_IDLE && p.fd >= 0 && poll(&p, 1, 0) == 0;
 }
 
+/* Wakes the first fiber waiting for a slot. Under db->mu; the wake itself takes only the fiber's scheduler lock. */
+static void pass_wake_on(mp_db_t *db)
+{
+    fwaiter_t *w = db->fwait;
+    if (w == NULL)
+        return;
+    db->fwait = w->next;
+    w->called = true;
+    mp_fiber_wake(w->f);
+}
+
+/* A slot came free: tell one waiting thread and one waiting fiber (whoever loses looks again). Under db->mu. */
+static void wake_one(mp_db_t *db)
+{
+    if (db->thread_waiters > 0)
+        pthread_cond_signal(&db->cv);
+    pass_wake_on(db);
+}
+
+/* Parks the calling fiber in line for a slot until a release wakes it or `deadline` passes. Under db->mu (released
+ * while parked: the thread serves other fibers meanwhile). */
+static void wait_as_fiber(mp_db_t *db, int64_t deadline)
+{
+    fwaiter_t me = {.f = mp_fiber_current()}, **pp = &db->fwait;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = &me;
+    pthread_mutex_unlock(&db->mu);
+    mp_fiber_park(deadline);
+    pthread_mutex_lock(&db->mu);
+    if (!me.called) /* its deadline came first: leave the line */
+        for (pp = &db->fwait; *pp; pp = &(*pp)->next)
+            if (*pp == &me) {
+                *pp = me.next;
+                break;
+            }
+}
+
 static mp_status_t acquire(mp_db_conn_t **out, mp_db_t *db, int wait_ms, int connect_ms)
 {
     mp_db_conn_t *c = NULL;
@@ -246,10 +299,18 @@ static mp_status_t acquire(mp_db_conn_t **out, mp_db_t *db, int wait_ms, int con
         if (c || now_ms() >= deadline)
             break;
         waited_from = waited_from ? waited_from : mono_ns();
-        pthread_cond_timedwait(&db->cv, &db->mu, &ts);
+        if (mp_fiber_current()) {
+            wait_as_fiber(db, deadline);
+        } else {
+            db->thread_waiters++;
+            pthread_cond_timedwait(&db->cv, &db->mu, &ts);
+            db->thread_waiters--;
+        }
     }
     if (c)
         c->busy = true;
+    else
+        pass_wake_on(db); /* a release meant for someone that gave up: whoever waits next may use it */
     pthread_mutex_unlock(&db->mu);
     if (waited_from) { /* every slot was busy: the pool, not Postgres, held this caller up */
         atomic_fetch_add(&db->n_waits, 1);
@@ -271,7 +332,7 @@ static mp_status_t acquire(mp_db_conn_t **out, mp_db_t *db, int wait_ms, int con
             c->pg = pg;
         } else {
             c->busy = false; /* left empty: the next checkout tries again */
-            pthread_cond_signal(&db->cv);
+            wake_one(db);
         }
         pthread_mutex_unlock(&db->mu);
         if (st != MP_OK)
@@ -297,7 +358,7 @@ void mp_db_release(mp_db_conn_t *conn)
         drop_pg(conn); /* free the server's backend now rather than at the next checkout */
     pthread_mutex_lock(&db->mu);
     conn->busy = false;
-    pthread_cond_signal(&db->cv);
+    wake_one(db);
     pthread_mutex_unlock(&db->mu);
 }
 
@@ -359,21 +420,21 @@ mp_status_t mp_db__check(mp_db_conn_t *c, PGresult *r)
     return st;
 }
 
-/* The calling thread's deadline (wall-clock ms, 0: none), set by the service framework around each handler. */
-static __thread int64_t tl_deadline_ms;
-
+/* The caller's deadline (wall-clock ms, 0: none) lives with its fiber or thread (mp_fiber_deadline()): the service
+ * framework sets it around each handler. */
 void mp_db_deadline(int64_t wall_ms)
 {
-    tl_deadline_ms = wall_ms;
+    *mp_fiber_deadline() = wall_ms;
 }
 
 /* When to cancel a statement starting now (monotonic ms; 0: never). A statement always gets MIN_STATEMENT_MS even
  * past the deadline: the cleanup a handler does after a timeout (drop a claim, release stock) must still run. */
 static int64_t cancel_at(bool cancellable)
 {
-    if (!cancellable || tl_deadline_ms == 0)
+    int64_t deadline = *mp_fiber_deadline();
+    if (!cancellable || deadline == 0)
         return 0;
-    int64_t left = tl_deadline_ms - clock_ms(CLOCK_REALTIME); /* deadlines cross processes: wall clock */
+    int64_t left = deadline - clock_ms(CLOCK_REALTIME); /* deadlines cross processes: wall clock */
     return now_ms() + (left > MIN_STATEMENT_MS ? left : MIN_STATEMENT_MS);
 }
 
@@ -388,16 +449,11 @@ static void cancel_running(mp_db_conn_t *c)
     atomic_fetch_add(&c->db->n_cancelled, 1);
 }
 
-/* Waits for the socket to be readable until `at` (monotonic ms; 0: no limit). False on timeout. */
+/* Waits for the socket to be readable until `at` (monotonic ms; 0: no limit); a fiber yields meanwhile. False on
+ * timeout. */
 static bool wait_readable(PGconn *pg, int64_t at)
 {
-    for (;;) {
-        struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
-        int64_t left = at ? at - now_ms() : -1;
-        int n = poll(&p, 1, at == 0 ? -1 : left > 0 ? (int)left : 0);
-        if (n >= 0 || errno != EINTR)
-            return n != 0;
-    }
+    return mp_fiber_wait_fd(PQsocket(pg), POLLIN, at) != 0;
 }
 
 /* Collects the result of the statement just sent. Past `at` the statement is cancelled and given CANCEL_GRACE_MS
@@ -588,9 +644,7 @@ static mp_status_t select1_until(PGconn *pg, int64_t deadline)
     if (!PQsendQueryParams(pg, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0))
         return MP_EUNAVAIL;
     while (PQisBusy(pg)) {
-        struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
-        int64_t left = deadline - now_ms();
-        if (left <= 0 || poll(&p, 1, (int)left) == 0 || !PQconsumeInput(pg))
+        if (now_ms() >= deadline || mp_fiber_wait_fd(PQsocket(pg), POLLIN, deadline) <= 0 || !PQconsumeInput(pg))
             return MP_EUNAVAIL;
     }
     bool ok = true;

@@ -34,6 +34,9 @@ struct mp_natsio {
     uv_loop_t *loop;
     mp_natsio_opts_t o;
     char *url, *user, *password, *name, *subscribe;
+    mp_natsio_sub_t *subs; /* copies of opts.subs */
+    size_t nsubs;
+    bool subs_off;             /* unsubscribed for a drain */
     uint64_t denied_logged_ms; /* last permissions-violation log line */
     char host[256];
     char port[8];
@@ -115,6 +118,9 @@ static void send_connect(mp_natsio_t *n)
     mp_buf_puts(&b, "}\r\nPING\r\n");
     if (n->subscribe)
         mp_buf_printf(&b, "SUB %s 1\r\n", n->subscribe);
+    for (size_t i = 0; i < n->nsubs && !n->subs_off; i++)
+        mp_buf_printf(&b, "SUB %s%s%s %zu\r\n", n->subs[i].subject, n->subs[i].queue ? " " : "",
+                      n->subs[i].queue ? n->subs[i].queue : "", i + 2);
     queue(n, b.base, b.len);
     if (b.base) /* the CONNECT may hold a password */
         memset(b.base, 0, b.len);
@@ -294,7 +300,16 @@ static long parse_one(mp_natsio_t *n, const char *p, size_t avail)
         if (avail < used + total + 2)
             return 0;
         const char *body = eol + 2;
-        n->o.on_msg(n->o.arg, tok[1], tl[1], body, hdr, body + hdr, total - hdr);
+        size_t sid = 0;
+        if (!parse_size(tok[2], tl[2], &sid))
+            return -1;
+        if (sid >= 2 && sid - 2 < n->nsubs && n->o.on_request) {
+            bool has_reply = nt == want + 1;
+            n->o.on_request(n->o.arg, sid - 2, tok[1], tl[1], has_reply ? tok[3] : "", has_reply ? tl[3] : 0, body, hdr,
+                            body + hdr, total - hdr);
+        } else if (sid < 2) {
+            n->o.on_msg(n->o.arg, tok[1], tl[1], body, hdr, body + hdr, total - hdr);
+        } /* else: a subscription just dropped; its late messages are nobody's */
         return (long)(used + total + 2);
     }
     if (ll >= 4 && strncasecmp(p, "PING", 4) == 0) {
@@ -453,6 +468,15 @@ static bool parse_url(mp_natsio_t *n, const char *url)
     return atoi(n->port) > 0;
 }
 
+static void free_subs(mp_natsio_t *n)
+{
+    for (size_t i = 0; i < n->nsubs; i++) {
+        free((char *)n->subs[i].subject);
+        free((char *)n->subs[i].queue);
+    }
+    free(n->subs);
+}
+
 mp_status_t mp_natsio_create(mp_natsio_t **out, uv_loop_t *loop, const mp_natsio_opts_t *o)
 {
     mp_natsio_t *n = mp_xcalloc(1, sizeof(*n));
@@ -462,12 +486,17 @@ mp_status_t mp_natsio_create(mp_natsio_t **out, uv_loop_t *loop, const mp_natsio
     n->user = mp_xstrdup(o->user);
     n->password = mp_xstrdup(o->password);
     n->subscribe = mp_xstrdup(o->subscribe);
+    n->subs = mp_xcalloc(o->nsubs ? o->nsubs : 1, sizeof(*n->subs));
+    for (size_t i = 0; i < o->nsubs; i++)
+        n->subs[n->nsubs++] = (mp_natsio_sub_t){mp_xstrdup(o->subs[i].subject), mp_xstrdup(o->subs[i].queue)};
+    n->o.subs = NULL;
     n->backoff_ms = 100;
     if (!parse_url(n, o->url ? o->url : "nats://127.0.0.1:4222")) {
         free(n->name);
         free(n->user);
         free(n->password);
         free(n->subscribe);
+        free_subs(n);
         free(n);
         return mp_err_set(MP_EINVAL, "nats URL \"%s\" is not nats://host:port", o->url);
     }
@@ -502,7 +531,23 @@ static void on_handle_closed(uv_handle_t *h)
     free(n->user);
     free(n->name);
     free(n->subscribe);
+    free_subs(n);
     free(n);
+}
+
+void mp_natsio_unsubscribe_requests(mp_natsio_t *n)
+{
+    if (n->subs_off)
+        return;
+    n->subs_off = true;
+    if (n->state != S_READY && n->state != S_AWAIT_PONG)
+        return; /* not subscribed now, and the next connect subscribes nothing */
+    mp_buf_t b = MP_BUF_INIT;
+    for (size_t i = 0; i < n->nsubs; i++)
+        mp_buf_printf(&b, "UNSUB %zu\r\n", i + 2);
+    mp_buf_puts(&b, "PING\r\n"); /* its PONG tells nothing new, but makes the server act on the UNSUBs now */
+    queue(n, b.base, b.len);
+    mp_buf_dispose(&b);
 }
 
 void mp_natsio_destroy(mp_natsio_t *n)

@@ -114,6 +114,10 @@ static void read_service_settings(process_t *p, mp_svc_t *svc)
     char key[128];
     snprintf(key, sizeof(key), "services.%s.workers", svc->def->name);
     svc->workers = (int)mp_cfg_int(p->cfg, key, 4, 1, 256);
+    snprintf(key, sizeof(key), "services.%s.fibers", svc->def->name);
+    svc->fibers = (int)mp_cfg_int(p->cfg, key, 64, 0, 4096);
+    snprintf(key, sizeof(key), "services.%s.nats_loop", svc->def->name);
+    svc->nats_loop = mp_cfg_bool(p->cfg, key, true);
     snprintf(key, sizeof(key), "services.%s.max_queue", svc->def->name);
     svc->max_queue = (int)mp_cfg_int(p->cfg, key, 4096, 1, 1000000);
     snprintf(key, sizeof(key), "services.%s.postgres_dsn", svc->def->name);

@@ -194,11 +194,10 @@ static void fill_request(mp_svc_req_t *req, mp_ep_stats_t *s, mp_msg_t *msg, int
         req->auth_roles = "";
     req->log.request_id = mp_msg_header(msg, MP_HDR_REQUEST_ID);
     const char *tp = mp_msg_header(msg, MP_HDR_TRACEPARENT);
-    static __thread char trace[33];
     if (tp && strlen(tp) == 55) {
-        memcpy(trace, tp + 3, 32);
-        trace[32] = '\0';
-        req->log.trace_id = trace;
+        memcpy(req->trace_id, tp + 3, 32);
+        req->trace_id[32] = '\0';
+        req->log.trace_id = req->trace_id;
     }
     const char *deadline = mp_msg_header(msg, MP_HDR_DEADLINE);
     req->ctx = (mp_bus_ctx_t){.request_id = req->log.request_id,
@@ -297,7 +296,11 @@ mp_status_t mp_svc__subscribe(mp_svc_t *svc)
                                     "subject,status");
     m_duration = mp_metrics_histogram("moonport_nats_request_duration_seconds",
                                       "Time spent serving NATS requests, by subject", "subject");
-    mp_bus_server_opts_t o = {.workers = svc->workers, .max_queue = (size_t)svc->max_queue, .name = svc->def->name};
+    mp_bus_server_opts_t o = {.workers = svc->workers,
+                              .fibers = svc->fibers,
+                              .nats_loop = svc->nats_loop,
+                              .max_queue = (size_t)svc->max_queue,
+                              .name = svc->def->name};
     if ((st = mp_bus_server_create(&svc->server, svc->bus, &o)) != MP_OK)
         return st;
     for (size_t i = 0; i < svc->nstats; i++) {
@@ -306,5 +309,7 @@ mp_status_t mp_svc__subscribe(mp_svc_t *svc)
         if ((st = mp_bus_server_add(svc->server, s->subject, svc->def->name, on_endpoint, s)) != MP_OK)
             return st;
     }
-    return mp_svc__discovery_subscribe(svc);
+    if ((st = mp_svc__discovery_subscribe(svc)) != MP_OK)
+        return st;
+    return mp_bus_server_start(svc->server);
 }

@@ -45,6 +45,8 @@ struct mp_svc {
     } discovery[3]; /* the $SRV handlers' arguments: PING, INFO, STATS */
     /* settings from services.<name>.* */
     int workers;
+    int fibers;     /* requests each worker serves at once; 0: one, blocking */
+    bool nats_loop; /* each worker owns its NATS connection (needs fibers) */
     int max_queue;
     const char *postgres_dsn;
     int db_pool;

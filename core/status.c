@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "mp/status.h"
+#include "status_int.h"
 
 static const struct {
     const char *name;
@@ -17,7 +18,19 @@ static const struct {
 #undef MP__STATUS_ROW
 };
 
-static __thread char err_detail[4096];
+static __thread char err_detail[MP_ERR_MAX];
+/* where mp_err_set() writes: this thread's buffer, or the running fiber's (core/fiber.c) */
+static __thread char *err_buf;
+
+void mp_err__use(char *buf)
+{
+    err_buf = buf;
+}
+
+static char *detail(void)
+{
+    return err_buf ? err_buf : err_detail;
+}
 
 const char *mp_status_str(mp_status_t s)
 {
@@ -53,21 +66,21 @@ mp_status_t mp_status_from_http(int http)
 mp_status_t mp_err_set(mp_status_t s, const char *fmt, ...)
 {
     /* through a copy: callers may wrap the previous detail ("...: %s", mp_err_get()) */
-    char tmp[sizeof(err_detail)];
+    char tmp[MP_ERR_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
-    memcpy(err_detail, tmp, strlen(tmp) + 1);
+    memcpy(detail(), tmp, strlen(tmp) + 1);
     return s;
 }
 
 const char *mp_err_get(void)
 {
-    return err_detail;
+    return detail();
 }
 
 void mp_err_clear(void)
 {
-    err_detail[0] = '\0';
+    detail()[0] = '\0';
 }

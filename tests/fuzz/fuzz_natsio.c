@@ -15,6 +15,9 @@
  * and every HMSG's header block, as a header block: a value it finds lies
  * inside the block, without a leading space or a trailing CR or space. A
  * permissions violation (-ERR that refuses one message) names its subject.
+ * Messages for the two request subscriptions (sids 2 and 3, as a serving
+ * worker has them) reach on_request with a subscription index in range and
+ * a reply subject inside the input (or empty).
  * Seeds: tests/fuzz/corpus/natsio/.
  */
 #include "../../core/natsio.c" /* first: it defines _GNU_SOURCE (memmem) */
@@ -84,6 +87,18 @@ static void check_msg(void *arg, const char *subject, size_t subject_len, const 
         check_headers(in, hdrs, hdrs_len);
 }
 
+static void check_req(void *arg, size_t sub, const char *subject, size_t subject_len, const char *reply,
+                      size_t reply_len, const char *hdrs, size_t hdrs_len, const char *data, size_t len)
+{
+    input_t *in = arg;
+    if (sub >= 2)
+        die("a request for a subscription that does not exist");
+    if (reply_len > 0 && !inside(in, reply, reply_len))
+        die("the reply subject is not inside the input");
+    touch(in, reply, reply_len);
+    check_msg(arg, subject, subject_len, hdrs, hdrs_len, data, len);
+}
+
 static void check_state(void *arg, bool up)
 {
 }
@@ -114,6 +129,11 @@ static mp_natsio_t *client(input_t *in)
         n->subscribe = mp_xstrdup("_INBOX.fuzz.*");
         n->backoff_ms = 100;
         n->o.on_msg = check_msg;
+        n->o.on_request = check_req;
+        n->subs = mp_xcalloc(2, sizeof(*n->subs));
+        n->subs[0] = (mp_natsio_sub_t){mp_xstrdup("user.v1.get"), mp_xstrdup("user")};
+        n->subs[1] = (mp_natsio_sub_t){mp_xstrdup("$SRV.PING"), NULL};
+        n->nsubs = 2;
         n->o.on_state = check_state;
         n->o.on_denied = check_denied;
         uv_prepare_init(&loop, &n->flusher);

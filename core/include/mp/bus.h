@@ -132,6 +132,12 @@ const char *mp_reply_header(const mp_reply_t *r, const char *name, size_t *len);
 const mp_bus_opts_t *mp_bus__opts(const mp_bus_t *bus);
 SSL_CTX *mp_bus__tls(mp_bus_t *bus);
 
+/** A way to send a request other than nats.c's blocking one: returns false to decline (nats.c is used), else sets
+ *  *st and, on MP_OK, *reply. Installed by core/bus_serve_loop.c so a handler on a serving fiber parks the fiber,
+ *  not its thread. Once, before serving. */
+typedef bool (*mp_bus_request_hook)(mp_status_t *st, mp_msg_t **reply, const mp_bus_call_t *call);
+void mp_bus__set_request_hook(mp_bus_request_hook hook);
+
 /** Current wall-clock time in unix milliseconds (the unit of the Deadline header). Any thread. */
 int64_t mp_now_ms(void);
 /** Maps a nats.c status to ours, recording nats.c's text with mp_err_set(). */

@@ -10,7 +10,10 @@
  * has already given up.
  *
  * Thread-safe. Handlers run on worker threads and may block (libpq,
- * hiredis, mp_bus_request()).
+ * hiredis, mp_bus_request()). With `fibers` set, each worker runs up to that
+ * many handlers at once on fibers: one waiting on Postgres (mp_db_*, which
+ * yields) lets the next run, so a handful of threads keep many queries in
+ * flight without a thread hand-over per query.
  */
 #ifndef MP_BUS_SERVE_H
 #define MP_BUS_SERVE_H
@@ -27,7 +30,11 @@ typedef void (*mp_bus_handler_cb)(void *arg, mp_msg_t *req, int worker);
 
 typedef struct mp_bus_server_opts {
     int workers;                                    /* threads; default 4 */
+    int fibers;                                     /* requests one thread serves at once on fibers (mp/fiber.h);
+                                                       0: one at a time, the handler blocking its thread */
     size_t max_queue;                               /* queued requests before shedding with 503; default 4096 */
+    bool nats_loop;                                 /* with fibers: each worker owns a NATS connection and serves
+                                                       on its loop (no thread hand-over); see bus_serve_loop.c */
     const char *name;                               /* for logs and thread names */
     void (*on_worker_start)(void *arg, int worker); /* optional: runs on each worker thread before it serves */
     void *on_worker_start_arg;
@@ -40,6 +47,10 @@ mp_status_t mp_bus_server_create(mp_bus_server_t **out, mp_bus_t *bus, const mp_
  *  before or while serving. Errors from nats.c are mapped (MP_EINVAL for a bad subject). */
 mp_status_t mp_bus_server_add(mp_bus_server_t *srv, const char *subject, const char *queue_group,
                               mp_bus_handler_cb handler, void *arg);
+
+/** Starts serving the routes added so far: needed with `nats_loop`, whose workers subscribe every route on their own
+ *  connections when they start (and routes cannot be added after); a no-op otherwise. Waits until subscribed. */
+mp_status_t mp_bus_server_start(mp_bus_server_t *srv);
 
 /** Stops taking new requests (unsubscribes), lets the workers finish everything queued, and joins them. Idempotent.
  *  Waits at most `timeout_ms` for the queue; what is left after that is answered 503. */

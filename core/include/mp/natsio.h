@@ -12,8 +12,10 @@
  * for everything else (services, JetStream, subscriptions).
  *
  * Scope: CONNECT (user/password), PING/PONG keep-alive, one subscription
- * (the loop's reply inbox), HPUB with headers, MSG/HMSG parsing, TLS when
- * the server asks for it, reconnect with back-off. Loop thread only.
+ * (the loop's reply inbox) and any number of request subscriptions in
+ * queue groups (a service's endpoints, served on fibers: core/bus_serve_loop.c),
+ * HPUB with headers, MSG/HMSG parsing, TLS when the server asks for it,
+ * reconnect with back-off. Loop thread only.
  */
 #ifndef MP_NATSIO_H
 #define MP_NATSIO_H
@@ -30,18 +32,29 @@ typedef struct mp_natsio mp_natsio_t;
 /** A message for the subscription; every pointer is into the read buffer, valid during the callback only. */
 typedef void (*mp_natsio_msg_cb)(void *arg, const char *subject, size_t subject_len, const char *hdrs, size_t hdrs_len,
                                  const char *data, size_t len);
+/** A message for request subscription `sub` (its index in opts.subs), with its reply subject (may be empty). Every
+ *  pointer is into the read buffer, valid during the callback only. */
+typedef void (*mp_natsio_req_cb)(void *arg, size_t sub, const char *subject, size_t subject_len, const char *reply,
+                                 size_t reply_len, const char *hdrs, size_t hdrs_len, const char *data, size_t len);
 /** The connection came up (true) or went down (false): calls in flight will get no reply. */
 typedef void (*mp_natsio_state_cb)(void *arg, bool up);
 /** The server refused a publish to `subject` (this user lacks the permission); no reply will come for it. */
 typedef void (*mp_natsio_denied_cb)(void *arg, const char *subject, size_t subject_len);
 
+typedef struct mp_natsio_sub {
+    const char *subject;
+    const char *queue; /* queue group, or NULL */
+} mp_natsio_sub_t;
 typedef struct mp_natsio_opts {
     const char *url;  /* nats://host:port (the first of a comma-separated list) */
     const char *user; /* NULL: no credentials */
     const char *password;
-    const char *name;      /* connection name shown by the server */
-    SSL_CTX *tls;          /* client TLS context, used when the server requires TLS; borrowed */
-    const char *subscribe; /* subscribed on every (re)connect, with sid 1 */
+    const char *name;            /* connection name shown by the server */
+    SSL_CTX *tls;                /* client TLS context, used when the server requires TLS; borrowed */
+    const char *subscribe;       /* subscribed on every (re)connect, with sid 1 */
+    const mp_natsio_sub_t *subs; /* request subscriptions, also on every (re)connect (sids 2...); copied */
+    size_t nsubs;
+    mp_natsio_req_cb on_request; /* their messages */
     mp_natsio_msg_cb on_msg;
     mp_natsio_state_cb on_state;
     mp_natsio_denied_cb on_denied; /* optional */
@@ -55,6 +68,9 @@ mp_status_t mp_natsio_create(mp_natsio_t **out, uv_loop_t *loop, const mp_natsio
 void mp_natsio_destroy(mp_natsio_t *n);
 /** True while connected and subscribed. */
 bool mp_natsio_ready(const mp_natsio_t *n);
+/** Unsubscribes the request subscriptions (for a drain): messages the server sent before it saw this still arrive;
+ *  reconnects no longer subscribe them. */
+void mp_natsio_unsubscribe_requests(mp_natsio_t *n);
 /** Queues a message with headers; it leaves with everything else queued in this loop iteration. Header names and
  *  values holding CR or LF are dropped (no header injection). Errors: MP_EUNAVAIL (not connected), MP_ETOOBIG
  *  (over the server's max_payload). */

@@ -114,6 +114,7 @@ struct mp_svc_req {
     mp_bus_hdr_t hdrs[8];
     size_t nhdrs;
     char *hdr_store[8];
+    char trace_id[33]; /* log.trace_id points here */
 };
 
 /* ---- replies ---------------------------------------------------------------- */
