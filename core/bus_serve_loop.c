@@ -52,6 +52,8 @@ typedef struct lworker {
     uv_poll_t sched_poll;
     uv_timer_t timer;
     uv_async_t stop_async;
+    uv_timer_t boot; /* until both connections are up: then `ready` */
+    bool serve_up;
     mp_sched_t *sched;
     mp_natsio_t *io;
     mp_bus_loop_t *calls; /* handlers' own requests */
@@ -199,7 +201,18 @@ static void on_request(void *arg, size_t route, const char *subj, size_t sl, con
 static void on_state(void *arg, bool up)
 {
     lworker_t *w = arg;
-    atomic_store(&w->ready, up);
+    w->serve_up = up;
+}
+
+/* Ready when subscribed and, for handlers' own calls, the call connection is up too (mp_bus_server_start() waits
+ * for this, so the first request finds both). Checked every few ms during start-up only. */
+static void on_boot(uv_timer_t *t)
+{
+    lworker_t *w = t->data;
+    if (w->serve_up && (w->calls == NULL || mp_bus_loop_ready(w->calls))) {
+        atomic_store(&w->ready, 1);
+        uv_timer_stop(t);
+    }
 }
 
 /* ---- the loop ------------------------------------------------------------------------- */
@@ -222,7 +235,9 @@ static void finish_if_drained(lworker_t *w)
         w->tail = NULL;
         w->queued = 0;
     }
-    if (w->head == NULL && mp_sched_alive(w->sched) == 0 && now >= w->quiet_after)
+    /* done when nothing runs or waits, the server has stopped sending, and every reply has left */
+    if (w->head == NULL && mp_sched_alive(w->sched) == 0 && now >= w->quiet_after &&
+        (w->io == NULL || mp_natsio_unsent(w->io) == 0))
         uv_stop(&w->loop);
 }
 
@@ -325,6 +340,9 @@ static mp_status_t init_worker(lworker_t *w)
     w->timer.data = w;
     uv_async_init(&w->loop, &w->stop_async, on_stop);
     w->stop_async.data = w;
+    uv_timer_init(&w->loop, &w->boot);
+    w->boot.data = w;
+    uv_timer_start(&w->boot, on_boot, 5, 5);
     w->async_ok = true;
     return MP_OK;
 }
@@ -360,6 +378,8 @@ static void *worker_main(void *p)
     uv_close((uv_handle_t *)&w->sched_poll, close_cb);
     uv_close((uv_handle_t *)&w->timer, close_cb);
     uv_close((uv_handle_t *)&w->stop_async, close_cb);
+    uv_timer_stop(&w->boot);
+    uv_close((uv_handle_t *)&w->boot, close_cb);
     uv_run(&w->loop, UV_RUN_DEFAULT); /* let the handles (and the connection's) close */
     uv_loop_close(&w->loop);
     mp_sched_destroy(w->sched);

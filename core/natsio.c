@@ -535,6 +535,11 @@ static void on_handle_closed(uv_handle_t *h)
     free(n);
 }
 
+size_t mp_natsio_unsent(const mp_natsio_t *n)
+{
+    return n->sock ? n->out.len + n->wbuf.len : 0;
+}
+
 void mp_natsio_unsubscribe_requests(mp_natsio_t *n)
 {
     if (n->subs_off)

@@ -71,6 +71,8 @@ bool mp_natsio_ready(const mp_natsio_t *n);
 /** Unsubscribes the request subscriptions (for a drain): messages the server sent before it saw this still arrive;
  *  reconnects no longer subscribe them. */
 void mp_natsio_unsubscribe_requests(mp_natsio_t *n);
+/** Bytes queued or being written (0 once everything published has been handed to the kernel, or when down). */
+size_t mp_natsio_unsent(const mp_natsio_t *n);
 /** Queues a message with headers; it leaves with everything else queued in this loop iteration. Header names and
  *  values holding CR or LF are dropped (no header injection). Errors: MP_EUNAVAIL (not connected), MP_ETOOBIG
  *  (over the server's max_payload). */
