@@ -34,7 +34,7 @@ typedef natsMsg mp_msg_t;
 #define MP_HDR_STATUS "Status"
 
 typedef struct mp_bus_opts {
-    const char *url;              /* nats://host:port[,nats://...] */
+    const char *url;              /* nats://host:port[,nats://...] (mp/nats_url.h): a cluster's nodes */
     const char *name;             /* connection name shown by the server */
     const char *user;             /* NULL: no user/password */
     const char *password;         /* borrowed for the call only */

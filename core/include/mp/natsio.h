@@ -13,7 +13,10 @@
  *
  * Scope: CONNECT (user/password), PING/PONG keep-alive, one subscription
  * (the loop's reply inbox), HPUB with headers, MSG/HMSG parsing, TLS when
- * the server asks for it, reconnect with back-off. Loop thread only.
+ * the server asks for it, reconnect with back-off, and failover over the
+ * servers of a list (a cluster's nodes; core/natsio.c says how). It knows
+ * only the listed servers, not those a cluster announces: list every node,
+ * or a name that resolves to the living ones. Loop thread only.
  */
 #ifndef MP_NATSIO_H
 #define MP_NATSIO_H
@@ -30,13 +33,14 @@ typedef struct mp_natsio mp_natsio_t;
 /** A message for the subscription; every pointer is into the read buffer, valid during the callback only. */
 typedef void (*mp_natsio_msg_cb)(void *arg, const char *subject, size_t subject_len, const char *hdrs, size_t hdrs_len,
                                  const char *data, size_t len);
-/** The connection came up (true) or went down (false): calls in flight will get no reply. */
+/** The connection came up (true) or went down (false): calls in flight will get no reply. Down may come twice for
+ *  one loss: at the loss, and for what was held during a failover that found no server. */
 typedef void (*mp_natsio_state_cb)(void *arg, bool up);
 /** The server refused a publish to `subject` (this user lacks the permission); no reply will come for it. */
 typedef void (*mp_natsio_denied_cb)(void *arg, const char *subject, size_t subject_len);
 
 typedef struct mp_natsio_opts {
-    const char *url;  /* nats://host:port (the first of a comma-separated list) */
+    const char *url;  /* nats://host:port, or several separated by commas (mp/nats_url.h) */
     const char *user; /* NULL: no credentials */
     const char *password;
     const char *name;      /* connection name shown by the server */
@@ -48,7 +52,7 @@ typedef struct mp_natsio_opts {
     void *arg;
 } mp_natsio_opts_t;
 
-/** Starts connecting (resolving the address now). Errors: MP_EINVAL (bad URL). Caller owns `*out`; free with
+/** Starts connecting (resolving the address now). Errors: MP_EINVAL (bad URL list). Caller owns `*out`; free with
  *  mp_natsio_destroy() on the loop thread. */
 mp_status_t mp_natsio_create(mp_natsio_t **out, uv_loop_t *loop, const mp_natsio_opts_t *opts);
 /** Closes the connection and frees once libuv has closed the handles (run the loop once more). */
@@ -56,8 +60,10 @@ void mp_natsio_destroy(mp_natsio_t *n);
 /** True while connected and subscribed. */
 bool mp_natsio_ready(const mp_natsio_t *n);
 /** Queues a message with headers; it leaves with everything else queued in this loop iteration. Header names and
- *  values holding CR or LF are dropped (no header injection). Errors: MP_EUNAVAIL (not connected), MP_ETOOBIG
- *  (over the server's max_payload). */
+ *  values holding CR or LF are dropped (no header injection). While failing over to another server of the list it
+ *  is held and leaves once connected there; if no server takes the connection, on_state(false) tells the owner that
+ *  it will get no reply. Errors: MP_EUNAVAIL (not connected and not failing over, or too much held), MP_ETOOBIG (over
+ *  the server's max_payload). */
 mp_status_t mp_natsio_publish(mp_natsio_t *n, const char *subject, const char *reply, const mp_bus_hdr_t *hdrs,
                               size_t nhdrs, const void *data, size_t len);
 
