@@ -21,8 +21,9 @@ build: $(BUILD)/Makefile
 
 # Installs missing Debian packages, builds, starts NATS/Postgres/Redis under .run/,
 # seeds demo accounts, and runs moonport in the foreground (Ctrl-C stops everything).
+# CLUSTER=1: a 3-node NATS cluster and two processes of every role (docs/running-locally.md).
 run: deps build
-	@python3 infra/local/run.py --build $(BUILD)
+	@python3 infra/local/run.py --build $(BUILD) $(if $(filter 1,$(CLUSTER)),--cluster)
 
 stop:
 	@python3 infra/local/run.py --stop
