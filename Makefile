@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all build deps run stop test test-asan bench fuzz format format-check clean
+.PHONY: all build deps run stop test test-cluster test-asan bench fuzz format format-check clean
 
 all: build
 
@@ -31,6 +31,10 @@ stop:
 # Unit, integration (real servers on free ports) and black-box HTTP tests.
 test: deps build
 	@python3 tests/harness/run_tests.py --build $(BUILD)
+
+# Replicas of every role on a 3-node NATS cluster, under load, with a node killed (tests/cluster/; ~2 min).
+test-cluster: deps build
+	@python3 tests/harness/run_tests.py --build $(BUILD) --only cluster
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, warnings as errors.
 test-asan: deps
