@@ -32,7 +32,7 @@ stop:
 test: deps build
 	@python3 tests/harness/run_tests.py --build $(BUILD)
 
-# Replicas of every role on a 3-node NATS cluster, under load, with a node killed (tests/cluster/; ~2 min).
+# Replicas of every role on a 3-node NATS cluster, under load, with a node killed (tests/cluster/; about a minute).
 test-cluster: deps build
 	@python3 tests/harness/run_tests.py --build $(BUILD) --only cluster
 
