@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all build deps run stop test test-asan bench fuzz format format-check clean
+.PHONY: all build deps run stop test test-cluster test-asan bench fuzz format format-check clean
 
 all: build
 
@@ -21,8 +21,9 @@ build: $(BUILD)/Makefile
 
 # Installs missing Debian packages, builds, starts NATS/Postgres/Redis under .run/,
 # seeds demo accounts, and runs moonport in the foreground (Ctrl-C stops everything).
+# CLUSTER=1: a 3-node NATS cluster and two processes of every role (docs/running-locally.md).
 run: deps build
-	@python3 infra/local/run.py --build $(BUILD)
+	@python3 infra/local/run.py --build $(BUILD) $(if $(filter 1,$(CLUSTER)),--cluster)
 
 stop:
 	@python3 infra/local/run.py --stop
@@ -30,6 +31,10 @@ stop:
 # Unit, integration (real servers on free ports) and black-box HTTP tests.
 test: deps build
 	@python3 tests/harness/run_tests.py --build $(BUILD)
+
+# Replicas of every role on a 3-node NATS cluster, under load, with a node killed (tests/cluster/; about a minute).
+test-cluster: deps build
+	@python3 tests/harness/run_tests.py --build $(BUILD) --only cluster
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, warnings as errors.
 test-asan: deps

@@ -19,6 +19,7 @@
 #include "mp/alloc.h"
 #include "mp/bus.h"
 #include "mp/log.h"
+#include "mp/nats_url.h"
 
 struct mp_bus {
     natsConnection *nc;
@@ -98,13 +99,25 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
               text && *text ? text : natsStatus_GetText(err), NULL);
 }
 
-static natsStatus apply_opts(mp_bus_t *bus, const mp_bus_opts_t *o)
+/* nats.c takes one URL per natsOptions_SetURL: a list (a cluster's nodes) becomes its server pool instead, which it
+ * tries in random order, so the processes of a platform spread over the nodes, and on a lost connection it moves to
+ * the next one at once. */
+static natsStatus set_servers(natsOptions *opts, const mp_nats_url_t *list)
+{
+    const char *urls[MP_NATS_URL_MAX];
+    for (size_t i = 0; i < list->count; i++)
+        urls[i] = list->servers[i].url;
+    natsStatus s = natsOptions_SetURL(opts, NULL);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(opts, urls, (int)list->count);
+    return s;
+}
+
+static natsStatus apply_opts(mp_bus_t *bus, const mp_bus_opts_t *o, const mp_nats_url_t *servers)
 {
     natsStatus s = natsOptions_Create(&bus->opts);
     if (s == NATS_OK)
-        s = natsOptions_SetServers(bus->opts, NULL, 0);
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(bus->opts, o->url ? o->url : "nats://127.0.0.1:4222");
+        s = set_servers(bus->opts, servers);
     if (s == NATS_OK)
         s = natsOptions_SetName(bus->opts, bus->name);
     if (s == NATS_OK)
@@ -208,15 +221,23 @@ mp_status_t mp_bus_connect(mp_bus_t **out, const mp_bus_opts_t *o)
     save_opts(bus, o);
     pthread_mutex_init(&bus->mu, NULL);
     pthread_cond_init(&bus->cv, NULL);
-    natsStatus s = apply_opts(bus, o);
+    mp_nats_url_t servers;
+    mp_status_t st = mp_nats_url_parse(&servers, bus->saved.url);
+    if (st != MP_OK) {
+        mp_nats_url_dispose(&servers);
+        mp_bus_destroy(bus);
+        return st;
+    }
+    natsStatus s = apply_opts(bus, o, &servers);
+    mp_nats_url_dispose(&servers);
     if (s == NATS_OK)
         s = natsConnection_Connect(&bus->nc, bus->opts);
     /* with retry on, a missing server is not an error: nats.c keeps trying */
     if (s == NATS_NOT_YET_CONNECTED)
         s = NATS_OK;
     if (s != NATS_OK) {
-        mp_status_t st = mp_err_set(s == NATS_INVALID_ARG ? MP_EINVAL : MP_EUNAVAIL, "nats %s: %s",
-                                    o->url ? o->url : "(default)", natsStatus_GetText(s));
+        /* not the URL: it may carry a password */
+        st = mp_err_set(s == NATS_INVALID_ARG ? MP_EINVAL : MP_EUNAVAIL, "nats: %s", natsStatus_GetText(s));
         mp_bus_destroy(bus);
         return st;
     }

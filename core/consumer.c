@@ -245,7 +245,7 @@ static mp_status_t subscribe(worker_t *w, jsCtx *js, natsSubscription **sub)
     jsErrCode jerr = 0;
     natsStatus s = ensure_durable(c, js, &jerr);
     if (s != NATS_OK && jerr == JSStreamNotFoundErr) {
-        if (mp_events_ensure_stream(js) != MP_OK)
+        if (mp_events_ensure_stream(js, mp_bus__opts(c->o.bus)->stream_replicas) != MP_OK)
             return MP_EUNAVAIL;
         s = ensure_durable(c, js, &jerr);
     }

@@ -6,7 +6,9 @@
  * environment (a test stack, a new cluster) works with no manual step: the
  * first outbox or consumer to start creates it, and a changed definition is
  * applied by the next start. Storage type cannot be changed by an update;
- * that case is logged and the stream is used as it is.
+ * that case is logged and the stream is used as it is. The replica count
+ * comes from `nats.stream_replicas` through the bus's options, and a change
+ * of it is such an update: JetStream moves the stream to more or fewer nodes.
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,7 +27,7 @@ mp_status_t mp_events_js(jsCtx **out, mp_bus_t *bus, int wait_ms)
     return mp_bus__from_nats(natsConnection_JetStream(out, mp_bus_conn(bus), &o));
 }
 
-mp_status_t mp_events_ensure_stream(jsCtx *js)
+mp_status_t mp_events_ensure_stream(jsCtx *js, int replicas)
 {
     static const char *subjects[] = {MP_EVENTS_SUBJECTS};
     jsStreamConfig cfg;
@@ -41,6 +43,7 @@ mp_status_t mp_events_ensure_stream(jsCtx *js)
     cfg.Retention = js_LimitsPolicy;
     cfg.MaxAge = 7 * 86400 * NANOS_PER_S;
     cfg.Duplicates = 120 * NANOS_PER_S;
+    cfg.Replicas = replicas > 0 ? replicas : 1; /* durable consumers inherit it (their Replicas stay 0) */
     natsStatus s = js_AddStream(&si, js, &cfg, NULL, &jerr);
     if (s != NATS_OK && jerr == JSStreamNameExistErr) /* there, with another definition */
         s = js_UpdateStream(&si, js, &cfg, NULL, &jerr);

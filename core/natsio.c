@@ -2,11 +2,20 @@
  * natsio.c: the loop-native NATS client (see mp/natsio.h).
  *
  * Connection life: resolve -> TCP connect -> read INFO -> (TLS handshake if
- * the server requires it) -> CONNECT + PING + SUB -> PONG means ready. Any
- * read or write error, -ERR (but a permissions violation, which refuses one
- * message only), or two unanswered keep-alive PINGs close the
- * socket, tell the owner (its calls in flight fail at once), and retry with
- * back-off from 100 ms up to 2 s.
+ * the server requires it) -> CONNECT + PING + SUB -> PONG means ready, all
+ * within CONNECT_TIMEOUT_MS. Any read or write error, -ERR (but a
+ * permissions violation, which refuses one message only), or two unanswered
+ * keep-alive PINGs close the socket, tell the owner (its calls in flight
+ * fail at once), and connect again.
+ *
+ * Servers: `url` may list several (a cluster's nodes). A connection starts
+ * at a random one, so a process's loops spread over the nodes. A lost
+ * connection tries the others in turn at once, the lost one last; only after
+ * every server failed once does it back off, from 100 ms up to 2 s, before
+ * the next round. During that first round (failover) publishes are held, up
+ * to HOLD_MAX bytes, and sent once the next server took the connection, so
+ * a node's crash costs only the calls that were in flight on it; when no
+ * server takes it, the held calls fail as calls made while disconnected do.
  *
  * Writes: publishes append to `out`; a uv_prepare handle (it runs every
  * iteration right before the loop blocks for I/O) hands `out` to
@@ -23,28 +32,37 @@
 #include "mp/alloc.h"
 #include "mp/buf.h"
 #include "mp/log.h"
+#include "mp/nats_url.h"
 #include "mp/natsio.h"
+#include "mp/reqctx.h"
 
 #define PING_INTERVAL_MS 20000
 #define MAX_BACKOFF_MS 2000
+#define CONNECT_TIMEOUT_MS 2000 /* from TCP connect to PONG: a frozen server accepts but never sends INFO */
+#define HOLD_MAX (1024 * 1024)  /* publishes held during a failover */
 
 typedef enum { S_IDLE, S_CONNECTING, S_INFO, S_TLS, S_AWAIT_PONG, S_READY } state_t;
 
 struct mp_natsio {
     uv_loop_t *loop;
     mp_natsio_opts_t o;
-    char *url, *user, *password, *name, *subscribe;
+    char *user, *password, *name, *subscribe;
     mp_natsio_sub_t *subs; /* copies of opts.subs */
     size_t nsubs;
     bool subs_off;             /* unsubscribed for a drain */
     uint64_t denied_logged_ms; /* last permissions-violation log line */
-    char host[256];
-    char port[8];
+    mp_nats_url_t servers;
+    size_t cur;      /* the server in use or being tried */
+    size_t tried;    /* servers tried since the connection was last ready or the last back-off */
+    bool failover;   /* a ready connection was lost and the other servers get their first try: publishes wait */
+    char where[272]; /* "host:port" of the current server, for the log */
     h2o_socket_t *sock;
     state_t state;
     mp_buf_t out, wbuf;
+    mp_buf_t held;        /* published during a failover, sent once connected */
     uv_prepare_t flusher; /* runs right before the loop blocks: everything queued this iteration leaves then */
-    uv_timer_t retry, pinger;
+    uv_timer_t retry;     /* the back-off before the next attempt, or the attempt's connect timeout */
+    uv_timer_t pinger;
     int backoff_ms;
     int pings_out;
     size_t max_payload;
@@ -144,12 +162,22 @@ static void put(char **p, const char *s, size_t n)
     *p += n;
 }
 
+/* Queues bytes for the socket, or keeps them for the next server while failing over. */
+static void emit(mp_natsio_t *n, bool hold, const char *p, size_t len)
+{
+    if (hold)
+        mp_buf_append(&n->held, p, len);
+    else
+        queue(n, p, len);
+}
+
 /* Built with memcpy, not snprintf: publishing is on every call's path (four times per home screen). */
 mp_status_t mp_natsio_publish(mp_natsio_t *n, const char *subject, const char *reply, const mp_bus_hdr_t *hdrs,
                               size_t nhdrs, const void *data, size_t len)
 {
     char hb[2048], *h = hb;
-    if (n->state != S_READY)
+    bool hold = n->state != S_READY;
+    if (hold && !n->failover)
         return mp_err_set(MP_EUNAVAIL, "nats: not connected");
     long sl = length_without(subject, " \r\n"), rl = reply ? length_without(reply, " \r\n") : 0;
     if (sl < 0 || rl < 0)
@@ -188,12 +216,14 @@ mp_status_t mp_natsio_publish(mp_natsio_t *n, const char *subject, const char *r
     put(&l, " ", 1);
     put(&l, tls, tn);
     put(&l, "\r\n", 2);
-    mp_buf_reserve(&n->out, ll + hl + len + 2);
-    queue(n, line, ll);
-    queue(n, hb, hl);
+    if (hold && n->held.len + ll + hl + len + 2 > HOLD_MAX)
+        return mp_err_set(MP_EUNAVAIL, "nats: failing over to another server, and too much is waiting already");
+    mp_buf_reserve(hold ? &n->held : &n->out, ll + hl + len + 2);
+    emit(n, hold, line, ll);
+    emit(n, hold, hb, hl);
     if (len)
-        queue(n, data, len);
-    queue(n, "\r\n", 2);
+        emit(n, hold, data, len);
+    emit(n, hold, "\r\n", 2);
     return MP_OK;
 }
 
@@ -222,6 +252,23 @@ static void on_handshake(h2o_socket_t *sock, const char *err)
         return;
     }
     send_connect(n);
+}
+
+/* PONG to the first PING: connected and subscribed. What waited during a failover goes out now. */
+static void on_ready(mp_natsio_t *n)
+{
+    n->state = S_READY;
+    n->backoff_ms = 100;
+    n->tried = 0;
+    uv_timer_stop(&n->retry); /* the connect timeout */
+    if (n->held.len) {
+        queue(n, n->held.base, n->held.len);
+        mp_buf_reset(&n->held);
+    }
+    n->failover = false;
+    mp_log_kv(MP_LOG_INFO, NULL, "nats loop connection ready", "connection", n->name, "server", n->where, NULL);
+    if (n->o.on_state)
+        n->o.on_state(n->o.arg, true);
 }
 
 /* Splits a protocol line into at most `max` space-separated tokens. */
@@ -316,13 +363,8 @@ static long parse_one(mp_natsio_t *n, const char *p, size_t avail)
         queue(n, "PONG\r\n", 6);
     } else if (ll >= 4 && strncasecmp(p, "PONG", 4) == 0) {
         n->pings_out = 0;
-        if (n->state == S_AWAIT_PONG) {
-            n->state = S_READY;
-            n->backoff_ms = 100;
-            mp_log_kv(MP_LOG_INFO, NULL, "nats loop connection ready", "connection", n->name, NULL);
-            if (n->o.on_state)
-                n->o.on_state(n->o.arg, true);
-        }
+        if (n->state == S_AWAIT_PONG)
+            on_ready(n);
     } else if (ll >= 4 && strncasecmp(p, "INFO", 4) == 0) {
         on_info(n, p + 4, ll - 4);
         if (n->state == S_INFO) {
@@ -330,7 +372,7 @@ static long parse_one(mp_natsio_t *n, const char *p, size_t avail)
                 if (n->o.tls == NULL)
                     return -1;
                 n->state = S_TLS;
-                h2o_socket_ssl_handshake(n->sock, n->o.tls, n->host, on_handshake);
+                h2o_socket_ssl_handshake(n->sock, n->o.tls, n->servers.servers[n->cur].host, on_handshake);
                 return (long)used;
             }
             send_connect(n);
@@ -390,9 +432,47 @@ static void on_retry(uv_timer_t *t)
     start_connect(t->data);
 }
 
+static void on_connect_timeout(uv_timer_t *t)
+{
+    mp_natsio_t *n = t->data;
+    if (n->state != S_READY)
+        drop(n, "no answer within the connect timeout");
+}
+
+/* The failover round ended without a server: what was held fails now, as calls made while disconnected do. */
+static void end_failover(mp_natsio_t *n)
+{
+    if (!n->failover)
+        return;
+    n->failover = false;
+    mp_buf_reset(&n->held);
+    if (n->o.on_state)
+        n->o.on_state(n->o.arg, false);
+}
+
+/* Moves to the next server and returns how long to wait before trying it: nothing while the round lasts (every
+ * server once, the lost one last), then the back-off. */
+static uint64_t next_attempt(mp_natsio_t *n, bool was_ready)
+{
+    if (was_ready) {
+        n->tried = 0;
+        n->failover = n->servers.count > 1;
+    }
+    n->cur = n->servers.count ? (n->cur + 1) % n->servers.count : 0;
+    if (++n->tried < n->servers.count)
+        return 0;
+    n->tried = 0;
+    end_failover(n);
+    uint64_t wait = (uint64_t)n->backoff_ms;
+    n->backoff_ms = n->backoff_ms * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : n->backoff_ms * 2;
+    return wait;
+}
+
 static void drop(mp_natsio_t *n, const char *why)
 {
     bool was_ready = n->state == S_READY;
+    char lost[sizeof(n->where)];
+    memcpy(lost, n->where, sizeof(lost));
     if (n->sock) {
         h2o_socket_t *s = n->sock;
         n->sock = NULL;
@@ -401,23 +481,31 @@ static void drop(mp_natsio_t *n, const char *why)
     n->state = S_IDLE;
     mp_buf_reset(&n->out);
     mp_buf_reset(&n->wbuf);
+    if (n->closing) {
+        if (was_ready && n->o.on_state)
+            n->o.on_state(n->o.arg, false);
+        return;
+    }
+    uint64_t wait = next_attempt(n, was_ready); /* before the owner hears of it: calls it makes now are held */
     if (was_ready && n->o.on_state)
         n->o.on_state(n->o.arg, false);
-    if (n->closing)
-        return;
     int64_t now = (int64_t)uv_now(n->loop);
     if (was_ready || now - n->last_log > 10000) {
-        mp_log_kv(MP_LOG_WARN, NULL, "nats loop connection lost; retrying", "connection", n->name, "error", why, NULL);
+        mp_log_kv(MP_LOG_WARN, NULL, "nats loop connection lost; retrying", "connection", n->name, "server", lost,
+                  "error", why, NULL);
         n->last_log = now;
     }
-    uv_timer_start(&n->retry, on_retry, (uint64_t)n->backoff_ms, 0);
-    n->backoff_ms = n->backoff_ms * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : n->backoff_ms * 2;
+    uv_timer_start(&n->retry, on_retry, wait, 0);
 }
 
 static void start_connect(mp_natsio_t *n)
 {
+    const mp_nats_server_t *srv = &n->servers.servers[n->cur];
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(n->host, n->port, &hints, &res) != 0 || res == NULL) {
+    char port[8];
+    snprintf(port, sizeof(port), "%d", srv->port);
+    snprintf(n->where, sizeof(n->where), "%s:%d", srv->host, srv->port);
+    if (getaddrinfo(srv->host, port, &hints, &res) != 0 || res == NULL) {
         drop(n, "cannot resolve the server");
         return;
     }
@@ -429,6 +517,7 @@ static void start_connect(mp_natsio_t *n)
         return;
     }
     n->sock->data = n;
+    uv_timer_start(&n->retry, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
 }
 
 static void on_ping_timer(uv_timer_t *t)
@@ -443,29 +532,21 @@ static void on_ping_timer(uv_timer_t *t)
     queue(n, "PING\r\n", 6);
 }
 
-static bool parse_url(mp_natsio_t *n, const char *url)
+/* The servers of `url`; credentials in it as nats.c reads them (nats://user:pass@host), unless nats.user is set. */
+static mp_status_t take_servers(mp_natsio_t *n, const char *url)
 {
-    const char *p = strstr(url, "://");
-    p = p ? p + 3 : url;
-    const char *at = strchr(p, '@'), *end = strchr(p, ',');
-    if (at && (!end || at < end)) {
-        /* nats://user:pass@host as nats.c reads it; nats.user, when set, wins */
-        if (n->user == NULL) {
-            const char *colon = memchr(p, ':', (size_t)(at - p));
-            n->user = mp_xstrndup(p, (size_t)((colon ? colon : at) - p));
-            n->password = colon ? mp_xstrndup(colon + 1, (size_t)(at - colon - 1)) : NULL;
+    mp_status_t st = mp_nats_url_parse(&n->servers, url);
+    if (st != MP_OK)
+        return st;
+    for (size_t i = 0; n->user == NULL && i < n->servers.count; i++) {
+        if (n->servers.servers[i].user) {
+            n->user = mp_xstrdup(n->servers.servers[i].user);
+            n->password = mp_xstrdup(n->servers.servers[i].password);
         }
-        p = at + 1;
     }
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    const char *colon = memchr(p, ':', len);
-    size_t hl = colon ? (size_t)(colon - p) : len;
-    if (hl == 0 || hl >= sizeof(n->host))
-        return false;
-    memcpy(n->host, p, hl);
-    n->host[hl] = '\0';
-    snprintf(n->port, sizeof(n->port), "%.*s", colon ? (int)(len - hl - 1) : 4, colon ? colon + 1 : "4222");
-    return atoi(n->port) > 0;
+    /* each loop starts at a random node, so a gateway's loops (and a node's crash) spread over the cluster */
+    n->cur = n->servers.count > 1 ? (size_t)(mp_rand64() % n->servers.count) : 0;
+    return MP_OK;
 }
 
 static void free_subs(mp_natsio_t *n)
@@ -475,6 +556,22 @@ static void free_subs(mp_natsio_t *n)
         free((char *)n->subs[i].queue);
     }
     free(n->subs);
+}
+
+static void free_client(mp_natsio_t *n)
+{
+    mp_buf_dispose(&n->out);
+    mp_buf_dispose(&n->wbuf);
+    mp_buf_dispose(&n->held);
+    mp_nats_url_dispose(&n->servers);
+    if (n->password)
+        memset(n->password, 0, strlen(n->password));
+    free(n->password);
+    free(n->user);
+    free(n->name);
+    free(n->subscribe);
+    free_subs(n);
+    free(n);
 }
 
 mp_status_t mp_natsio_create(mp_natsio_t **out, uv_loop_t *loop, const mp_natsio_opts_t *o)
@@ -491,14 +588,10 @@ mp_status_t mp_natsio_create(mp_natsio_t **out, uv_loop_t *loop, const mp_natsio
         n->subs[n->nsubs++] = (mp_natsio_sub_t){mp_xstrdup(o->subs[i].subject), mp_xstrdup(o->subs[i].queue)};
     n->o.subs = NULL;
     n->backoff_ms = 100;
-    if (!parse_url(n, o->url ? o->url : "nats://127.0.0.1:4222")) {
-        free(n->name);
-        free(n->user);
-        free(n->password);
-        free(n->subscribe);
-        free_subs(n);
-        free(n);
-        return mp_err_set(MP_EINVAL, "nats URL \"%s\" is not nats://host:port", o->url);
+    mp_status_t st = take_servers(n, o->url ? o->url : "nats://127.0.0.1:4222");
+    if (st != MP_OK) {
+        free_client(n);
+        return st;
     }
     uv_prepare_init(loop, &n->flusher);
     n->flusher.data = n;
@@ -523,16 +616,7 @@ static void on_handle_closed(uv_handle_t *h)
     mp_natsio_t *n = h->data;
     if (--n->handles_open > 0)
         return;
-    mp_buf_dispose(&n->out);
-    mp_buf_dispose(&n->wbuf);
-    if (n->password)
-        memset(n->password, 0, strlen(n->password));
-    free(n->password);
-    free(n->user);
-    free(n->name);
-    free(n->subscribe);
-    free_subs(n);
-    free(n);
+    free_client(n);
 }
 
 size_t mp_natsio_unsent(const mp_natsio_t *n)

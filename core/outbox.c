@@ -111,7 +111,7 @@ static int publish_round(mp_outbox_t *ob)
     char batch[16];
 
     if (!ob->stream_ok) {
-        if (mp_events_ensure_stream(ob->js) != MP_OK) {
+        if (mp_events_ensure_stream(ob->js, mp_bus__opts(ob->o.bus)->stream_replicas) != MP_OK) {
             complain(ob, "cannot create the events stream", mp_err_get());
             return -1;
         }

@@ -24,6 +24,7 @@ typedef struct settings {
     const char *nats_url, *nats_user, *nats_creds, *nats_ca;
     char *nats_inbox; /* owned */
     bool send_asap;
+    int stream_replicas;
     const char *pg_dsn;
     int pg_statement_timeout_ms;
     bool pg_prepare;
@@ -141,6 +142,8 @@ static void read_settings(process_t *p)
     else
         s->nats_inbox = mp_xstrdup(inbox ? inbox : "_INBOX");
     s->send_asap = mp_cfg_bool(p->cfg, "nats.send_asap", true);
+    /* JetStream keeps at most 5 copies; more than the cluster's nodes is refused when the stream is made */
+    s->stream_replicas = (int)mp_cfg_int(p->cfg, "nats.stream_replicas", 1, 1, 5);
     s->pg_dsn = mp_cfg_str(p->cfg, "postgres.dsn", "host=127.0.0.1 dbname=moonport user=moonport");
     s->pg_statement_timeout_ms = (int)mp_cfg_duration_ms(p->cfg, "postgres.statement_timeout", 5000, 0, 600000);
     /* off only behind a proxy that hands each transaction a different server session (pgbouncer pool_mode=transaction
@@ -206,6 +209,7 @@ static mp_status_t connect_bus(process_t *p, const char *name)
         .inbox_prefix = p->set.nats_inbox,
         .send_asap = p->set.send_asap,
         .retry_on_failed_connect = true,
+        .stream_replicas = p->set.stream_replicas,
     };
     mp_status_t st = mp_bus_connect(&p->bus, &o);
     mp_cfg_secret_free(password);

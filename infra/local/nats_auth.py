@@ -45,7 +45,7 @@ import argparse, json, os, secrets, sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
-def _discovered() -> set[str]:
+def discovered() -> set[str]:
     """Every services/<name>/ with its <name>.yaml descriptor (the gateway is a role, not a service)."""
     d = os.path.join(ROOT, "services")
     return {n for n in (os.listdir(d) if os.path.isdir(d) else ())
@@ -54,7 +54,7 @@ def _discovered() -> set[str]:
 
 # every service the gateway may call: the planned ones and any folder under services/; one that does not
 # exist yet costs nothing
-SERVICES = tuple(sorted({"auth", "user", "product", "order", "payment", "notification"} | _discovered()))
+SERVICES = tuple(sorted({"auth", "user", "product", "order", "payment", "notification"} | discovered()))
 # service -> the subjects of other services it requests (empty: it calls nobody)
 CALLS: dict[str, tuple[str, ...]] = {
     # a registration creates the profile inside Auth's transaction (docs/services.md#auth)

@@ -11,14 +11,22 @@ Library (test harness: temp dir, free ports, everything removed on stop)::
 CLI (``make run``: persistent dir, fixed ports, servers stay up detached)::
 
     python3 infra/local/stack.py up|down|status|env|psql --dir .run \\
-        [--nats-port 4222 --nats-http-port 8222 --pg-port 5433 --redis-port 6380]
+        [--nats-port 4222 --nats-http-port 8222 --pg-port 5433 --redis-port 6380] [--nats-nodes 3]
     python3 infra/local/stack.py selftest
 
 NATS runs with an `authorization` block (infra/local/nats_auth.py): one user per
 role with subject permissions, passwords in secrets/nats/<user>; env() hands out
 the all-in-one `moonport` user, nats_env(roles) the user for a role set.
 
-Layout under root: nats/ (nats.conf, nats.log, js/), secrets/nats/<user>, pg/ (data/, sock/, postgres.log;
+nats_nodes=3 (CLI: --nats-nodes 3) runs a NATS cluster instead of one server:
+nodes n1..n3 with their own client, route and monitor ports (CLI: the given
+ones and the two above each), JetStream store and server_name, one cluster
+name, routes on loopback (with a generated route password), and the same
+authorization block on every node. start() returns once every node has its
+routes and JetStream a meta leader; env() then lists every node's URL and asks
+for EVENTS with 3 replicas (MOONPORT_NATS_STREAM_REPLICAS).
+
+Layout under root: nats/ (nats.conf, nats.log, js/; a cluster has nats1/ .. nats3/), secrets/nats/<user>, pg/ (data/, sock/, postgres.log;
 may be a symlink into /var/tmp, see Stack._pg_area), redis/ (redis.conf, redis.log, AOF),
 pids/{nats,redis}.pid (postgres has data/postmaster.pid), stack.json, stack.env.  CLI
 ports: command line, else stack.json of the previous ``up``, else DEFAULT_PORTS.
@@ -32,6 +40,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nats_auth  # noqa: E402
 
 DEFAULT_PORTS = {"nats_port": 4222, "nats_http_port": 8222, "pg_port": 5433, "redis_port": 6380}
+DEFAULT_ROUTE_PORT = 6222  # a cluster's first route port (persistent stacks); the nodes after it count up
+CLUSTER_NAME = "moonport"
+ROUTE_USER = "cluster-route"  # the password nodes use on each other's route ports (secrets/nats/cluster-route)
 STOP_GRACE = 10.0     # seconds between SIGTERM / pg_ctl stop and SIGKILL
 START_TIMEOUT = 30.0  # per server, until it answers
 PG_OS_USER = "postgres"  # OS user running postgres when we are root; also the superuser role
@@ -81,6 +92,12 @@ def _http_ok(url: str) -> bool:
     with contextlib.suppress(Exception), _no_proxy.open(url, timeout=1) as r:
         return r.status == 200
     return False
+
+def _http_json(url: str) -> dict | None:
+    """GET url and parse its JSON body; None when it does not answer 200 with JSON."""
+    with contextlib.suppress(Exception), _no_proxy.open(url, timeout=1) as r:
+        return json.loads(r.read())
+    return None
 
 def redis_ping(port: int) -> bool:
     """Send a RESP PING; True only on +PONG (not e.g. -LOADING while the AOF loads)."""
@@ -193,13 +210,21 @@ class Stack:
     """
 
     def __init__(self, root: str, nats_port: int, pg_port: int, redis_port: int,
-                 persistent: bool, nats_http_port: int | None = None, nats_auth: bool = True):
+                 persistent: bool, nats_http_port: int | None = None, nats_auth: bool = True,
+                 nats_nodes: int = 1, nats_route_port: int | None = None):
         self.root = os.path.abspath(root)
         self.nats_port, self.pg_port, self.redis_port = nats_port, pg_port, redis_port
         self.persistent = persistent
         self.nats_http_port = nats_http_port or (DEFAULT_PORTS["nats_http_port"] if persistent else free_port())
         self.nats_extra_conf = ""  # appended verbatim to nats.conf (accounts, ...)
         self.nats_auth = nats_auth  # per-role users and permissions (nats_auth.py)
+        self.nats_nodes = nats_nodes
+        # node i's client, monitor and route ports: persistent stacks count up from the first, test stacks take free ones
+        nxt = (lambda first, i: first + i) if persistent else (lambda first, i: free_port())
+        route = nats_route_port or (DEFAULT_ROUTE_PORT if persistent else free_port())
+        self.nats_ports = [nats_port] + [nxt(nats_port, i) for i in range(1, nats_nodes)]
+        self.nats_http_ports = [self.nats_http_port] + [nxt(self.nats_http_port, i) for i in range(1, nats_nodes)]
+        self.nats_route_ports = [route] + [nxt(route, i) for i in range(1, nats_nodes)] if nats_nodes > 1 else []
         self._procs: dict[str, subprocess.Popen] = {}
 
     def path(self, *parts: str) -> str:
@@ -210,15 +235,17 @@ class Stack:
 
         MOONPORT_NATS_* name the all-in-one `moonport` user; MP_TEST_NATS_URL carries the
         `test` user's credentials (throwaway stacks only) for integration tests."""
-        nats, redis = f"nats://{HOST}:{self.nats_port}", f"redis://{HOST}:{self.redis_port}"
+        nats, redis = ",".join(f"nats://{HOST}:{p}" for p in self.nats_ports), f"redis://{HOST}:{self.redis_port}"
         pg = f"host={HOST} port={self.pg_port} dbname={DB_NAME} user={DB_USER}"
-        test_nats = nats
+        test_nats = f"nats://{HOST}:{self.nats_port}"  # one node: a test client needs one, the cluster routes the rest
         if self.nats_auth and not self.persistent:
             user, pw = nats_auth.TEST_USER, self.nats_password(nats_auth.TEST_USER)
             test_nats = f"nats://{user}:{urllib.parse.quote(pw, safe='')}@{HOST}:{self.nats_port}"
+        # a cluster keeps every event on three nodes, so losing one loses none
+        replicas = {"MOONPORT_NATS_STREAM_REPLICAS": str(min(self.nats_nodes, 3))} if self.nats_nodes > 1 else {}
         return {"MP_TEST_NATS_URL": test_nats, "MP_TEST_PG_DSN": pg, "MP_TEST_REDIS_URL": redis,
                 "MOONPORT_NATS_URL": nats, "MOONPORT_POSTGRES_DSN": pg, "MOONPORT_REDIS_URL": redis,
-                **self.nats_env(None)}
+                **replicas, **self.nats_env(None)}
 
     def nats_secrets_dir(self) -> str:
         return self.path("secrets", "nats")
@@ -253,8 +280,9 @@ class Stack:
                 if start():
                     started.append(stop)
             with open(self.path("stack.json"), "w") as f:
-                json.dump({k: getattr(self, k) for k in DEFAULT_PORTS} | {"persistent": self.persistent},
-                          f, indent=1)
+                json.dump({k: getattr(self, k) for k in DEFAULT_PORTS} | {"persistent": self.persistent}
+                          | ({"nats_nodes": self.nats_nodes, "nats_route_port": self.nats_route_ports[0]}
+                             if self.nats_nodes > 1 else {}), f, indent=1)
             with open(self.path("stack.env"), "w") as f:
                 f.writelines(f"{k}={v}\n" for k, v in self.env().items())
         except BaseException:  # includes KeyboardInterrupt
@@ -286,10 +314,11 @@ class Stack:
 
     def status(self) -> list[tuple[str, int | None, bool, str]]:
         """[(server, pid or None, answering?, url)] for nats-server, postgres, redis."""
-        e, nats, redis, pg = self.env(), self._pid("nats"), self._pid("redis"), self._pg_pid()
-        return [("nats-server", nats, bool(nats) and _tcp_ok(self.nats_port), e["MOONPORT_NATS_URL"]),
-                ("postgres", pg, bool(pg) and self._pg_ready(), e["MOONPORT_POSTGRES_DSN"]),
-                ("redis", redis, bool(redis) and redis_ping(self.redis_port), e["MOONPORT_REDIS_URL"])]
+        e, redis, pg = self.env(), self._pid("redis"), self._pg_pid()
+        nats = [(name if self.nats_nodes > 1 else "nats-server", pid, bool(pid) and _tcp_ok(port), f"nats://{HOST}:{port}")
+                for name, port in zip(self.nats_names(), self.nats_ports) for pid in [self._pid(name)]]
+        return nats + [("postgres", pg, bool(pg) and self._pg_ready(), e["MOONPORT_POSTGRES_DSN"]),
+                       ("redis", redis, bool(redis) and redis_ping(self.redis_port), e["MOONPORT_REDIS_URL"])]
 
     # -- nats and redis: plain child processes with our pid files ----------
     def _pid(self, name: str) -> int | None:
@@ -298,7 +327,8 @@ class Stack:
         if proc is not None and proc.poll() is None:
             return proc.pid
         pid = _read_pid(self.path("pids", f"{name}.pid"))
-        return pid if pid and _is_ours(pid, f"{name}-server", self.path(name)) else None
+        program = "nats-server" if name.startswith("nats") else f"{name}-server"  # nats1..nats3 are nodes
+        return pid if pid and _is_ours(pid, program, self.path(name)) else None
 
     def _running(self, what: str, pid: int | None, answering, *ports: int) -> bool:
         """True if `what` already runs (pid) and answers on our port; else ensure our ports are free."""
@@ -341,31 +371,97 @@ class Stack:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path("pids", f"{name}.pid"))
 
+    def nats_names(self) -> list[str]:
+        """Each NATS node's directory and pid-file name: `nats` alone, `nats1` .. `natsN` in a cluster."""
+        return ["nats"] if self.nats_nodes == 1 else [f"nats{i + 1}" for i in range(self.nats_nodes)]
+
     def start_nats(self) -> bool:
-        """Start nats-server with JetStream (config root/nats/nats.conf); False if already running."""
-        d = self.path("nats")
+        """Start nats-server with JetStream (every node of a cluster, then wait until it has formed);
+        False if every node already ran."""
+        started = [self.start_nats_node(i) for i in range(self.nats_nodes)]
+        if self.nats_nodes > 1:
+            try:
+                self.wait_nats_cluster()
+            except BaseException:
+                if any(started):
+                    self.stop_nats()
+                raise
+        return any(started)
+
+    def start_nats_node(self, i: int) -> bool:
+        """Start NATS node i (config root/<name>/nats.conf); False if it already runs. A cluster node
+        only waits for its own ports: JetStream needs a quorum of the others (wait_nats_cluster)."""
+        name, port, http = self.nats_names()[i], self.nats_ports[i], self.nats_http_ports[i]
+        d = self.path(name)
         os.makedirs(os.path.join(d, "js"), exist_ok=True)
-        if self._running("nats-server", self._pid("nats"), lambda: _tcp_ok(self.nats_port),
-                         self.nats_port, self.nats_http_port):
+        if self._running(f"nats-server {name}", self._pid(name), lambda: _tcp_ok(port), port, http,
+                         *self.nats_route_ports[i:i + 1]):
             return False
         conf, log = os.path.join(d, "nats.conf"), os.path.join(d, "nats.log")
-        auth = nats_auth.authorization_block(self.nats_secrets_dir(), not self.persistent) if self.nats_auth else ""
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds passwords
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(f"# generated by infra/local/stack.py on every start; extend via Stack.nats_extra_conf\n"
-                    f"listen: {HOST}:{self.nats_port}\nhttp: {HOST}:{self.nats_http_port}\n"
-                    f"max_payload: 8MB\nlog_file: {json.dumps(log)}\n"
-                    f"jetstream {{\n  store_dir: {json.dumps(os.path.join(d, 'js'))}\n"
-                    f"  max_memory_store: 256MB\n  max_file_store: 2GB\n}}\n{auth}{self.nats_extra_conf}\n")
+            f.write(self._nats_conf(i, log))
         exe = _find_exe("nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server")
-        health = f"http://{HOST}:{self.nats_http_port}/healthz?js-enabled-only=true"
-        self._launch("nats", [exe, "-c", conf], log, lambda: _tcp_ok(self.nats_port) and _http_ok(health))
+        health = f"http://{HOST}:{http}/healthz?js-enabled-only=true"
+        self._launch(name, [exe, "-c", conf], log,
+                     lambda: _tcp_ok(port) and (self.nats_nodes > 1 or _http_ok(health)))
         return True
 
+    def _nats_conf(self, i: int, log: str) -> str:
+        """nats.conf of node i: listeners, JetStream, the cluster block (cluster only), the users."""
+        js = os.path.join(self.path(self.nats_names()[i]), "js")
+        auth = nats_auth.authorization_block(self.nats_secrets_dir(), not self.persistent) if self.nats_auth else ""
+        cluster = ""
+        if self.nats_nodes > 1:
+            # routes carry every client's messages unchecked, so even on loopback they need a password
+            pw = self.nats_password(ROUTE_USER)
+            routes = ", ".join(f'"nats-route://{ROUTE_USER}:{pw}@{HOST}:{p}"'
+                               for j, p in enumerate(self.nats_route_ports) if j != i)
+            cluster = (f"server_name: n{i + 1}\ncluster {{\n  name: {CLUSTER_NAME}\n"
+                       f"  listen: {HOST}:{self.nats_route_ports[i]}\n"
+                       f"  authorization {{\n    user: {ROUTE_USER}\n    password: {json.dumps(pw)}\n  }}\n"
+                       f"  routes: [{routes}]\n}}\n")
+        return (f"# generated by infra/local/stack.py on every start; extend via Stack.nats_extra_conf\n"
+                f"listen: {HOST}:{self.nats_ports[i]}\nhttp: {HOST}:{self.nats_http_ports[i]}\n"
+                f"max_payload: 8MB\nlog_file: {json.dumps(log)}\n{cluster}"
+                f"jetstream {{\n  store_dir: {json.dumps(js)}\n"
+                f"  max_memory_store: 256MB\n  max_file_store: 2GB\n}}\n{auth}{self.nats_extra_conf}\n")
+
+    def nats_cluster_formed(self) -> bool:
+        """Every node routes to every other, knows the JetStream meta leader and is healthy (/healthz:
+        JetStream current with the meta leader and its streams)."""
+        for http in self.nats_http_ports:
+            routez, jsz = _http_json(f"http://{HOST}:{http}/routez"), _http_json(f"http://{HOST}:{http}/jsz")
+            if (routez or {}).get("num_routes", 0) < self.nats_nodes - 1 \
+                    or not ((jsz or {}).get("meta_cluster") or {}).get("leader") \
+                    or not _http_ok(f"http://{HOST}:{http}/healthz"):
+                return False
+        return True
+
+    def wait_nats_cluster(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until nats_cluster_formed(); StackError with every node's log tail if not within timeout."""
+        deadline = time.monotonic() + timeout
+        while not self.nats_cluster_formed():
+            if time.monotonic() > deadline:
+                raise StackError(f"the NATS cluster did not form within {timeout:.0f}s\n" + "\n".join(
+                    _tail(self.path(n, "nats.log"), lines=10) for n in self.nats_names()))
+            time.sleep(0.1)
+
+    def kill_nats_node(self, i: int) -> None:
+        """SIGKILL NATS node i, as a crash would end it (no lame duck, no flush), and wait until it is gone."""
+        name = self.nats_names()[i]
+        pid = self._pid(name)
+        if pid:
+            _terminate(pid, self._procs.get(name), grace=0)
+        self._procs.pop(name, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path("pids", f"{name}.pid"))
+
     def stop_nats(self) -> None:
-        """SIGTERM nats-server (SIGKILL after STOP_GRACE); no-op if not running."""
-        self._stop("nats")
+        """SIGTERM every NATS node (SIGKILL after STOP_GRACE); no-op for those not running."""
+        for name in self.nats_names():
+            self._stop(name)
 
     def start_redis(self) -> bool:
         """Start redis-server (config root/redis/redis.conf); False if already running."""
@@ -506,15 +602,15 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;""", superuser=True, dbname="postgres")
         return r.stdout
 
 
-def temp_stack() -> Stack:
-    """Non-persistent Stack in a new temp dir with free ports; stop() removes the dir.
+def temp_stack(nats_nodes: int = 1) -> Stack:
+    """Non-persistent Stack in a new temp dir with free ports (a NATS cluster with nats_nodes=3); stop() removes it.
 
     The dir is made 0755 (mkdtemp creates 0700) so the postgres user can use
     root/pg directly instead of the /var/tmp fallback.
     """
     root = tempfile.mkdtemp(prefix="moonport-test-")
     os.chmod(root, 0o755)
-    return Stack(root, free_port(), free_port(), free_port(), persistent=False)
+    return Stack(root, free_port(), free_port(), free_port(), persistent=False, nats_nodes=nats_nodes)
 
 
 # ---------------------------------------------------------------- selftest ---
@@ -563,6 +659,17 @@ def selftest() -> int:
               f"stop() by a fresh Stack (pid files only) in {t:.2f}s: pids {pids} gone, temp dir removed")
     finally:
         s.stop()
+    c = temp_stack(nats_nodes=3)
+    try:
+        t = timed(c.start_nats)
+        check(c.nats_cluster_formed() and c.env()["MOONPORT_NATS_URL"].count(",") == 2,
+              f"nats cluster of 3 formed (routes, meta leader, healthy) in {t:.2f}s")
+        c.kill_nats_node(1)
+        check(not _tcp_ok(c.nats_ports[1]) and not c.nats_cluster_formed(), "nats node 2 killed (SIGKILL)")
+        t = timed(lambda: (c.start_nats_node(1), c.wait_nats_cluster()))
+        check(c.nats_cluster_formed(), f"nats node 2 restarted and rejoined in {t:.2f}s")
+    finally:
+        c.stop()
     if os.geteuid() == 0:  # /var/tmp fallback when postgres cannot traverse root
         hidden = tempfile.mkdtemp(prefix="moonport-test-")  # mode 0700
         h = Stack(os.path.join(hidden, "stack"), free_port(), free_port(), free_port(), persistent=False)
@@ -581,6 +688,20 @@ def selftest() -> int:
 
 # --------------------------------------------------------------------- CLI ---
 
+def saved_stack(root: str, nats_nodes: int | None = None, **ports) -> Stack:
+    """The persistent Stack at root: each setting as given, else as the previous ``up`` left it in
+    stack.json, else the default (so `down` from a fresh process stops a cluster too)."""
+    try:
+        with open(os.path.join(root, "stack.json")) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        saved = {}
+    nodes = nats_nodes or saved.get("nats_nodes") or 1
+    return Stack(root, persistent=True, nats_nodes=nodes,
+                 nats_route_port=saved.get("nats_route_port") if nodes > 1 else None,
+                 **{k: ports.get(k) or saved.get(k) or v for k, v in DEFAULT_PORTS.items()})
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see the module docstring.  `status` exits 3 unless all three answer."""
     ap = argparse.ArgumentParser(description="moonport local infrastructure (nats, postgres, redis)")
@@ -589,16 +710,11 @@ def main(argv: list[str] | None = None) -> int:
     for key, default in DEFAULT_PORTS.items():
         ap.add_argument("--" + key.replace("_", "-"), type=int, dest=key,
                         help=f"default: previous up's, else {default}")
+    ap.add_argument("--nats-nodes", type=int, choices=[1, 3], help="3: a NATS cluster; default: previous up's, else 1")
     args = ap.parse_args(argv)
     if args.cmd == "selftest":
         return selftest()
-    try:
-        with open(os.path.join(args.dir, "stack.json")) as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
-        saved = {}
-    s = Stack(args.dir, persistent=True,
-              **{k: getattr(args, k) or saved.get(k) or v for k, v in DEFAULT_PORTS.items()})
+    s = saved_stack(args.dir, args.nats_nodes, **{k: getattr(args, k) for k in DEFAULT_PORTS})
     show = lambda *parts: os.path.join(args.dir, *parts)  # noqa: E731 -- paths as the user wrote --dir
     if args.cmd == "up":
         try:
@@ -607,8 +723,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stack: {e}", file=sys.stderr)
             return 1
         e = s.env()
-        print(f"nats-server  {e['MOONPORT_NATS_URL']}  (JetStream, monitoring http://{HOST}:"
-              f"{s.nats_http_port}, logs: {show('nats', 'nats.log')})")
+        for name, port, http in zip(s.nats_names(), s.nats_ports, s.nats_http_ports):
+            print(f"nats-server  nats://{HOST}:{port}  (JetStream, monitoring http://{HOST}:{http}, "
+                  f"logs: {show(name, 'nats.log')})")
         print(f"postgres     {e['MOONPORT_POSTGRES_DSN']}  (PostgreSQL {pg_bindir().split('/')[-2]}, "
               f"logs: {show('pg', 'postgres.log')})")
         print(f"redis        {e['MOONPORT_REDIS_URL']}  (appendonly, logs: {show('redis', 'redis.log')})")

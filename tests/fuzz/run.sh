@@ -30,7 +30,7 @@ declare -A srcs=(
     [bff_route]="bff/routes.c core/url.c core/input.c core/problem.c core/buf.c core/alloc.c core/status.c
                  tests/fuzz/stub_service.c"
     # natsio.c is #included by its target (to reach the static parser)
-    [natsio]="core/bus.c core/log.c core/reqctx.c core/buf.c core/alloc.c core/status.c"
+    [natsio]="core/bus.c core/nats_url.c core/log.c core/reqctx.c core/buf.c core/alloc.c core/status.c"
     [validate]="services/gateway/routes.c services/gateway/openapi.c services/gateway/params.c
                 services/gateway/schema.c services/gateway/pattern.c core/yaml.c core/json.c core/input.c
                 core/problem.c core/url.c core/buf.c core/alloc.c core/status.c tests/fuzz/stub_service.c"

@@ -56,12 +56,12 @@ class Moonport:
     def __init__(self, stack: stacklib.Stack, binary: str, roles: str | None = None, extra_config: str = "",
                  env: dict | None = None, keys_dir: str | None = None, routes_file: str | None = None,
                  specs_dir: str | None = None, log_level: str = "info", rate_limits: dict | None = None,
-                 gateway_extra: str = ""):
+                 gateway_extra: str = "", http_port: int | None = None):
         self.stack = stack
         self.binary = binary
         self.roles = roles
         self.dir = tempfile.mkdtemp(prefix="moonport-proc-")
-        self.http_port = stacklib.free_port()
+        self.http_port = http_port or stacklib.free_port()  # gateways given one port share it (SO_REUSEPORT)
         self.admin_port = stacklib.free_port()
         # one signing-key directory per stack, as replicas share one key Secret: every Auth on the stack's NATS
         # answers in the same queue group, so a token from one must verify with the keys another publishes

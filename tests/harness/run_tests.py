@@ -10,7 +10,11 @@
      in tests/blackbox/ against it, then stops it with SIGTERM (it must exit 0)
   5. stops the servers and removes the temp dir
 
-Usage: run_tests.py [--build build] [--only unit,lua,integration,blackbox] [-k pattern]
+Only when asked for (--only cluster, `make test-cluster`): a stack whose NATS
+is a 3-node cluster, and the tests in tests/cluster/, which start the
+platform's processes themselves (replicas of every role).
+
+Usage: run_tests.py [--build build] [--only unit,lua,integration,blackbox,cluster] [-k pattern]
 Exit status: 0 when everything passed.
 """
 from __future__ import annotations
@@ -87,19 +91,31 @@ def lua(binary: str) -> tuple[int, int]:
     return passed, failed
 
 
-def blackbox(pattern: str | None) -> tuple[int, int]:
-    print("\n=== black-box tests ===", flush=True)
+def blackbox(pattern: str | None, folder: str = "blackbox") -> tuple[int, int]:
+    print(f"\n=== {folder} tests ===", flush=True)
     loader = unittest.TestLoader()
     if pattern:
         loader.testNamePatterns = [f"*{pattern}*"]
-    suite = loader.discover(os.path.join(ROOT, "tests", "blackbox"), pattern="test_*.py",
-                            top_level_dir=os.path.join(ROOT, "tests", "blackbox"))
+    suite = loader.discover(os.path.join(ROOT, "tests", folder), pattern="test_*.py",
+                            top_level_dir=os.path.join(ROOT, "tests", folder))
     if suite.countTestCases() == 0:  # a -k that matches nothing must not read as a pass
-        print(f"no black-box test matches {pattern!r}", flush=True)
+        print(f"no {folder} test matches {pattern!r}", flush=True)
         return 0, 1
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     return result.testsRun - bad, bad
+
+
+def cluster(binary: str, pattern: str | None) -> tuple[int, int]:
+    """tests/cluster/ on a stack of its own whose NATS is a 3-node cluster; no shared moonport."""
+    stack = stacklib.temp_stack(nats_nodes=3)
+    print(f"\nstarting a 3-node NATS cluster, Postgres and Redis in {stack.root}", flush=True)
+    try:
+        stack.start()
+        context.STACK, context.BINARY, context.MOONPORT = stack, binary, None
+        return blackbox(pattern, "cluster")
+    finally:
+        stack.stop()
 
 
 def main() -> int:
@@ -147,6 +163,9 @@ def main() -> int:
     finally:
         if stack:
             stack.stop()
+
+    if "cluster" in parts:
+        tally.add("cluster", *cluster(binary, args.pattern))
 
     print("\n" + tally.line(time.time() - t0), flush=True)
     return 0 if tally.failed == 0 else 1

@@ -34,7 +34,7 @@ typedef natsMsg mp_msg_t;
 #define MP_HDR_STATUS "Status"
 
 typedef struct mp_bus_opts {
-    const char *url;              /* nats://host:port[,nats://...] */
+    const char *url;              /* nats://host:port[,nats://...] (mp/nats_url.h): a cluster's nodes */
     const char *name;             /* connection name shown by the server */
     const char *user;             /* NULL: no user/password */
     const char *password;         /* borrowed for the call only */
@@ -45,6 +45,8 @@ typedef struct mp_bus_opts {
     bool send_asap;               /* write each message at once instead of batching (lower latency) */
     int connect_timeout_ms;       /* default 2000 */
     bool retry_on_failed_connect; /* start even when the server is down, connect in the background */
+    int stream_replicas;          /* copies of each JetStream stream this process creates or updates (EVENTS) on a
+                                   * cluster's nodes; 0: 1 (a single server) */
 } mp_bus_opts_t;
 
 /** A header beyond the context ones (e.g. If-Match passed through). */

@@ -39,10 +39,11 @@ typedef struct mp_event {
  *  jsCtx_Destroy(). Errors: those of nats.c, mapped. */
 mp_status_t mp_events_js(jsCtx **out, mp_bus_t *bus, int wait_ms);
 
-/** Creates the EVENTS stream (file storage, limits retention, max age 7 days, duplicate window 2 minutes), or updates
- *  it to that definition when it exists with another. Idempotent; safe from several processes at once. Errors:
- *  MP_EUNAVAIL (NATS or JetStream unreachable), MP_EINTERNAL (the server refused the definition). */
-mp_status_t mp_events_ensure_stream(jsCtx *js);
+/** Creates the EVENTS stream (file storage, limits retention, max age 7 days, duplicate window 2 minutes, `replicas`
+ *  copies: 3 on a 3-node cluster, so losing a node loses no event; 0 or 1 on a single server), or updates it to that
+ *  definition when it exists with another. Idempotent; safe from several processes at once. Errors: MP_EUNAVAIL (NATS
+ *  or JetStream unreachable), MP_EINTERNAL (the server refused the definition, e.g. more replicas than nodes). */
+mp_status_t mp_events_ensure_stream(jsCtx *js, int replicas);
 
 /** Parses an event body into `ev` (fields borrowed from `*body`, a new reference the caller releases with
  *  json_decref()). Errors: MP_EINVAL when it is not JSON or lacks a string id/type or an object data. */

@@ -15,7 +15,10 @@
  * (the loop's reply inbox) and any number of request subscriptions in
  * queue groups (a service's endpoints, served on fibers: core/bus_serve_loop.c),
  * HPUB with headers, MSG/HMSG parsing, TLS when the server asks for it,
- * reconnect with back-off. Loop thread only.
+ * reconnect with back-off, and failover over the servers of a list (a
+ * cluster's nodes; core/natsio.c says how). It knows only the listed
+ * servers, not those a cluster announces: list every node, or a name that
+ * resolves to the living ones. Loop thread only.
  */
 #ifndef MP_NATSIO_H
 #define MP_NATSIO_H
@@ -36,7 +39,8 @@ typedef void (*mp_natsio_msg_cb)(void *arg, const char *subject, size_t subject_
  *  pointer is into the read buffer, valid during the callback only. */
 typedef void (*mp_natsio_req_cb)(void *arg, size_t sub, const char *subject, size_t subject_len, const char *reply,
                                  size_t reply_len, const char *hdrs, size_t hdrs_len, const char *data, size_t len);
-/** The connection came up (true) or went down (false): calls in flight will get no reply. */
+/** The connection came up (true) or went down (false): calls in flight will get no reply. Down may come twice for
+ *  one loss: at the loss, and for what was held during a failover that found no server. */
 typedef void (*mp_natsio_state_cb)(void *arg, bool up);
 /** The server refused a publish to `subject` (this user lacks the permission); no reply will come for it. */
 typedef void (*mp_natsio_denied_cb)(void *arg, const char *subject, size_t subject_len);
@@ -46,7 +50,7 @@ typedef struct mp_natsio_sub {
     const char *queue; /* queue group, or NULL */
 } mp_natsio_sub_t;
 typedef struct mp_natsio_opts {
-    const char *url;  /* nats://host:port (the first of a comma-separated list) */
+    const char *url;  /* nats://host:port, or several separated by commas (mp/nats_url.h) */
     const char *user; /* NULL: no credentials */
     const char *password;
     const char *name;            /* connection name shown by the server */
@@ -61,7 +65,7 @@ typedef struct mp_natsio_opts {
     void *arg;
 } mp_natsio_opts_t;
 
-/** Starts connecting (resolving the address now). Errors: MP_EINVAL (bad URL). Caller owns `*out`; free with
+/** Starts connecting (resolving the address now). Errors: MP_EINVAL (bad URL list). Caller owns `*out`; free with
  *  mp_natsio_destroy() on the loop thread. */
 mp_status_t mp_natsio_create(mp_natsio_t **out, uv_loop_t *loop, const mp_natsio_opts_t *opts);
 /** Closes the connection and frees once libuv has closed the handles (run the loop once more). */
@@ -74,8 +78,10 @@ void mp_natsio_unsubscribe_requests(mp_natsio_t *n);
 /** Bytes queued or being written (0 once everything published has been handed to the kernel, or when down). */
 size_t mp_natsio_unsent(const mp_natsio_t *n);
 /** Queues a message with headers; it leaves with everything else queued in this loop iteration. Header names and
- *  values holding CR or LF are dropped (no header injection). Errors: MP_EUNAVAIL (not connected), MP_ETOOBIG
- *  (over the server's max_payload). */
+ *  values holding CR or LF are dropped (no header injection). While failing over to another server of the list it
+ *  is held and leaves once connected there; if no server takes the connection, on_state(false) tells the owner that
+ *  it will get no reply. Errors: MP_EUNAVAIL (not connected and not failing over, or too much held), MP_ETOOBIG (over
+ *  the server's max_payload). */
 mp_status_t mp_natsio_publish(mp_natsio_t *n, const char *subject, const char *reply, const mp_bus_hdr_t *hdrs,
                               size_t nhdrs, const void *data, size_t len);
 

@@ -168,7 +168,7 @@ static int group_setup(void **state)
     mp_db_opts_t dbo = {.dsn = MP_TEST_PG_DSN(), .app_name = "test_consumer", .pool_size = 8};
     assert_int_equal(mp_db_create(&db, &dbo), MP_OK);
     assert_int_equal(mp_events_js(&js, bus, 5000), MP_OK);
-    assert_int_equal(mp_events_ensure_stream(js), MP_OK);
+    assert_int_equal(mp_events_ensure_stream(js, 1), MP_OK);
     assert_int_equal(mp_db_exec_once(NULL, db, q("CREATE SCHEMA %S"), 0, NULL), MP_OK);
     /* the table exactly as docs/events.md gives it, and a table of side effects */
     assert_int_equal(mp_db_exec_once(NULL, db,
