@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "infra", "local"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 import stack as stacklib  # noqa: E402
 import services as services_bench  # noqa: E402 (bench/services.py)
+import search_scale  # noqa: E402 (bench/search_scale.py)
 from httpc import Client  # noqa: E402
 from moonport import Moonport  # noqa: E402
 
@@ -192,8 +193,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--no-docs", action="store_true")
-    ap.add_argument("--only", choices=("all", "services"), default="all",
-                    help="services: only the services section (a fresh stack, printed, docs untouched)")
+    ap.add_argument("--only", choices=("all", "services", "search"), default="all",
+                    help="services: only the services section; search: only search as the catalogue grows (a fresh "
+                         "stack each, printed, docs untouched)")
+    ap.add_argument("--search-sizes", default=",".join(str(n) for n in search_scale.SIZES),
+                    help="catalogue sizes for the search rows, smallest first")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     check_optimised(build)
@@ -214,6 +218,13 @@ def main() -> int:
             results["services"] = bench_services(st, full, build, nats_url, real_setup(full), args)
             results["services_rss_mb"] = peak_rss_mb(full.proc.pid)
             print("\n" + "\n".join(services_lines(results, args)))
+            return 0
+        if args.only == "search":
+            full = Moonport(st, binary, log_level="warn", extra_config="bff:\n  hot_reload: false\n")
+            full.start()
+            procs.append(full)
+            results["search"] = bench_search(st, full, build, nats_url, real_setup(full), args)
+            print("\n" + "\n".join(search_scale.table(results["search"], args.connections)))
             return 0
         # the engine against Node, which has no rate limiter: the `bff` group is off here (the real-services rows
         # below keep it on, as production does)
@@ -286,6 +297,7 @@ def main() -> int:
         results["node_rss_mb"] = peak_rss_mb(node.pid)
         results["services"] = bench_services(st, full, build, nats_url, token, args)
         results["services_rss_mb"] = peak_rss_mb(full.proc.pid)
+        results["search"] = bench_search(st, full, build, nats_url, token, args)  # last: it grows the catalogue
     finally:
         for p in procs:
             if isinstance(p, Moonport):
@@ -312,6 +324,11 @@ def bench_services(st, full: Moonport, build: str, nats_url: str, token: str, ar
     st.psql("UPDATE product.products SET stock = 100000000 WHERE id IN ('%s', '%s')" % tuple(ids), superuser=True)
     body = json.dumps({"items": [{"product_id": i, "quantity": 1} for i in ids], "payment_token": "tok_ok"})
     return services_bench.run(st, build, nats_url, token_sub(token), args.seconds, args.connections, body)
+
+
+def bench_search(st, full: Moonport, build: str, nats_url: str, token: str, args) -> list[dict]:
+    sizes = tuple(int(n) for n in args.search_sizes.split(","))
+    return search_scale.measure(st, full, build, nats_url, token_sub(token), args.seconds, args.connections, sizes)
 
 
 def services_lines(r: dict, args) -> list[str]:
@@ -392,6 +409,8 @@ def report(r: dict, args) -> None:
     lines += ["", "Services, straight over NATS (no gateway), each beside pgbench running the statement the service was "
                   "seen running (sampled from pg_stat_activity) with the same parameters, same Postgres, same run:", ""]
     lines += services_lines(r, args)
+    lines += ["", "Search as the catalogue grows (`moonport seed --products N`, same stack, same run):", ""]
+    lines += search_scale.table(r["search"], args.connections)
     text = "\n".join(lines)
     print("\n" + text)
     if args.no_docs:

@@ -115,10 +115,30 @@ def run(st, build: str, nats_url: str, uid: str, seconds: float, inflight: int, 
         print(f"services: pgbench, the same statement", flush=True)
         pg = pgbench(st, pgbench_script(statement, s["label"]), s["params"], seconds)
         rows.append({"label": s["label"], "svc": svc, "pg": pg, "ratio": svc["calls_per_s"] / pg["tps"]})
+    rows.append(nats_ceiling(build, nats_url, seconds, inflight))
     print("services: order.v1.create (tok_ok), one Idempotency-Key per call", flush=True)
     create = ceiling(build, nats_url, "order.v1.create", order_body, seconds, uid, inflight, ["--idempotent"])
-    rows.append({"label": "order.v1.create (tok_ok)", "svc": create, "pg": None, "ratio": None})
+    rows.append({"label": "order.v1.create (tok_ok)", "svc": create, "pg": None, "ratio": None,
+                 "note": "(several statements and two services: no single SQL)"})
     return rows
+
+
+def nats_ceiling(build: str, nats_url: str, seconds: float, inflight: int) -> dict:
+    """The other floor the services stand on: NATS request-reply itself, a C responder answering ~200 bytes
+    from its delivery callback, the same mp-ceiling client and in-flight count."""
+    echo = subprocess.Popen([os.path.join(build, "tests", "mp-echo"), "--nats", nats_url, "--inline", "--bytes",
+                             "200", "--send-asap", "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "ready" in echo.stdout.readline()
+        print("services: NATS request-reply alone (echo responder)", flush=True)
+        argv = [os.path.join(build, "tests", "mp-ceiling"), "--nats", nats_url, "--subject", "echo.v1.product",
+                "--inflight", str(inflight), "--seconds", str(seconds), "--send-asap", "1"]
+        out = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    finally:
+        echo.terminate()
+        echo.wait()
+    return {"label": "NATS request-reply alone (C echo responder, 200 B)", "svc": out, "pg": None, "ratio": None,
+            "note": "(no database: the NATS ceiling)"}
 
 
 def table(rows: list[dict], inflight: int) -> list[str]:
@@ -127,7 +147,7 @@ def table(rows: list[dict], inflight: int) -> list[str]:
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         s = r["svc"]
-        pg = f"{r['pg']['tps']:.0f}/s" if r["pg"] else "(several statements and two services: no single SQL)"
+        pg = f"{r['pg']['tps']:.0f}/s" if r["pg"] else r.get("note", "")
         ratio = f"{100 * r['ratio']:.0f}%" if r["ratio"] is not None else ""
         target = "at least 60%" if r["ratio"] is not None else ""
         lines.append(f"| {r['label']} | {s['calls_per_s']:.0f} | {s['p50_ms']:.2f} ms | {s['p99_ms']:.2f} ms | {pg} "
