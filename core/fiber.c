@@ -86,6 +86,12 @@ struct mp_sched {
 #endif
 };
 
+#ifdef MP_ASAN_FIBERS
+#define DEFAULT_STACK_KIB 4096
+#else
+#define DEFAULT_STACK_KIB 512
+#endif
+
 static __thread mp_sched_t *tl_sched;
 static __thread int64_t tl_thread_deadline;
 
@@ -175,7 +181,7 @@ mp_status_t mp_sched_create(mp_sched_t **out, int max_fibers, int stack_kib)
 {
     mp_sched_t *s = mp_xcalloc(1, sizeof(*s));
     s->max = max_fibers > 0 ? max_fibers : 64;
-    s->stack_len = (size_t)(stack_kib > 0 ? stack_kib : 256) * 1024;
+    s->stack_len = (size_t)(stack_kib > 0 ? stack_kib : DEFAULT_STACK_KIB) * 1024;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL}; /* NULL: the eventfd */
@@ -467,6 +473,17 @@ void mp_fiber_wake(mp_fiber_t *f)
     s->remote = f;
     pthread_mutex_unlock(&s->mu);
     mp_sched_kick(s);
+}
+
+void mp_fiber_sleep(int ms)
+{
+    if (mp_fiber_current() == NULL) {
+        usleep((useconds_t)ms * 1000);
+        return;
+    }
+    int64_t until = mp_mono_ms() + ms;
+    while (mp_mono_ms() < until) /* a stale wake may end a park early */
+        mp_fiber_park(until);
 }
 
 int64_t *mp_fiber_deadline(void)

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <openssl/evp.h>
+#include "mp/fiber.h"
 #include "mp/json.h"
 #include "order_int.h"
 
@@ -221,7 +222,7 @@ mp_status_t order_idem_claim(bool *mine, order_idem_t *k, mp_svc_req_t *req)
             return MP_OK;
         }
         if (seen == SEEN_RUNNING)
-            usleep(POLL_MS * 1000);
+            mp_fiber_sleep(POLL_MS); /* on a serving fiber: the claim's holder may be on this very thread */
     }
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "mp/fiber.h"
 #include "adapter.h"
 
 #define ERRORS_BEFORE_SUCCESS 2
@@ -65,7 +66,7 @@ static void sandbox_charge(pay_result_t *out, const pay_charge_t *c)
     if (strcmp(c->token, "tok_ok") == 0) {
         succeed(out, "ch", c->order_id);
     } else if (strcmp(c->token, "tok_slow") == 0) {
-        usleep((useconds_t)slow_ms * 1000);
+        mp_fiber_sleep(slow_ms);
         succeed(out, "ch", c->order_id);
     } else if (strcmp(c->token, "tok_error") == 0) {
         if (count_error(c->order_id) < ERRORS_BEFORE_SUCCESS) {

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "mp/fiber.h"
 #include "mp/input.h"
 #include "mp/json.h"
 #include "mp/metrics.h"
@@ -67,7 +68,7 @@ static int call_provider(pay_result_t *r, mp_consumer_msg_t *m, const pay_charge
             return attempt;
         mp_consumer_progress(m); /* still working on it: no redelivery meanwhile */
         /* full jitter on the upper half, so retries of many orders spread out */
-        usleep((useconds_t)(wait / 2 + (int64_t)(mp_rand64() % (uint64_t)(wait / 2 + 1))) * 1000);
+        mp_fiber_sleep((int)(wait / 2 + (int64_t)(mp_rand64() % (uint64_t)(wait / 2 + 1))));
         wait = wait * 2 > cfg->retry_max_ms ? cfg->retry_max_ms : wait * 2;
     }
 }

@@ -29,7 +29,8 @@ typedef struct mp_sched mp_sched_t;
 typedef struct mp_fiber mp_fiber_t;
 
 /** Creates a scheduler for the calling thread, for at most `max_fibers` live fibers with `stack_kib` KiB stacks
- *  (default 256; only the pages a fiber touches are ever committed). Free with mp_sched_destroy(). */
+ *  (default 512, 4 MiB under AddressSanitizer, whose redzones make frames several times larger; only the pages a
+ *  fiber touches are ever committed). Free with mp_sched_destroy(). */
 mp_status_t mp_sched_create(mp_sched_t **out, int max_fibers, int stack_kib);
 /** Frees the scheduler; no fiber may be alive. Accepts NULL. Its thread only. */
 void mp_sched_destroy(mp_sched_t *s);
@@ -60,6 +61,9 @@ int mp_fiber_wait_fd(int fd, short events, int64_t at_ms);
 bool mp_fiber_park(int64_t at_ms);
 /** Wakes `f` if it is parked, or lets its next park return at once. Any thread. */
 void mp_fiber_wake(mp_fiber_t *f);
+/** Sleeps `ms` milliseconds: a fiber parks (its thread serves others meanwhile), a plain thread sleeps. Use it, not
+ *  usleep(), in anything a handler may run. */
+void mp_fiber_sleep(int ms);
 /** The request deadline (wall-clock ms since the epoch, 0: none) of the running fiber, or of the thread when not on
  *  a fiber. Writable: the service framework sets it around each handler. */
 int64_t *mp_fiber_deadline(void);
