@@ -175,11 +175,11 @@ class NatsDeployFilesTest(unittest.TestCase):
     def test_one_user_per_role_with_its_permissions_and_password_variable(self):
         for rel in (nats_auth.COMPOSE_CONF, nats_auth.HELM_CONF):
             users = nats_conf_users(read(rel))
-            self.assertEqual(sorted(users), sorted(nats_auth.roles()),
-                             f"{rel}: one user per role, no all-in-one `moonport` or `test` user")
-            for role, u in users.items():
-                self.assertEqual(u["password"], "$" + nats_auth.password_env(role), rel)
-                self.assertEqual(u["permissions"], nats_auth.role_permissions(role), f"{rel}: {role}")
+            self.assertEqual(sorted(users), sorted(nats_auth.roles() + list(nats_auth.TOOLS)),
+                             f"{rel}: one user per role and per tool, no all-in-one `moonport` or `test` user")
+            for user, u in users.items():
+                self.assertEqual(u["password"], "$" + nats_auth.password_env(user), rel)
+                self.assertEqual(u["permissions"], nats_auth.permissions(user), f"{rel}: {user}")
         self.assertRegex(read(nats_auth.COMPOSE_CONF), r"jetstream \{\s*store_dir: /data\s*\}")
 
     def test_compose_conf_and_init_secrets_lock_down_a_real_nats_server(self):
@@ -228,17 +228,25 @@ class NatsDeployFilesTest(unittest.TestCase):
                 other = "auth" if role != "auth" else "user"
                 with self.assertRaises(NatsError, msg=f"{role} got in with {other}'s password"):
                     Conn(port, role, pw[other]).close()
-                c = Conn(port, role, pw[role])
-                self.addCleanup(c.close)
                 own = "user.v1.get" if role == "gateway" else f"events.{role}.x"
-                foreign = f"events.{other}.x"
-                for subject, allowed in ((own, True), (foreign, False)):
-                    c.pub(subject, b"{}")
-                    err = c.ack()
-                    if allowed:
-                        self.assertIsNone(err, f"{role} may publish {subject}: {err}")
-                    else:
-                        self.assertIn("Permissions Violation", err or "", f"{role} may not publish {subject}")
+                self.check_publishing(port, role, pw[role], ((own, True), (f"events.{other}.x", False)))
+            # the backup tool's user: the EVENTS stream's API and nothing of the services'
+            with open(os.path.join(secrets, "nats_password_backup")) as f:
+                self.check_publishing(port, "backup", f.read().strip(), (
+                    ("$JS.API.STREAM.SNAPSHOT.EVENTS", True), ("$JS.API.STREAM.INFO.OTHER", False),
+                    ("events.order.x", False), ("order.v1.get", False)))
+
+    def check_publishing(self, port: int, user: str, password: str, subjects) -> None:
+        """Connects as `user` and publishes to each (subject, allowed): refused exactly when not allowed."""
+        c = Conn(port, user, password)
+        self.addCleanup(c.close)
+        for subject, allowed in subjects:
+            c.pub(subject, b"{}")
+            err = c.ack()
+            if allowed:
+                self.assertIsNone(err, f"{user} may publish {subject}: {err}")
+            else:
+                self.assertIn("Permissions Violation", err or "", f"{user} may not publish {subject}")
 
 
 def read_abs(path: str) -> str:
