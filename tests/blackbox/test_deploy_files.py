@@ -389,6 +389,53 @@ class ChartNatsTest(unittest.TestCase):
                       configmap)
 
 
+def find_helm() -> str | None:
+    """helm from $HELM or PATH; the suite does not need it (CI has none), a developer's run uses it when there."""
+    exe = os.environ.get("HELM") or shutil.which("helm")
+    return exe if exe and os.access(exe, os.X_OK) else None
+
+
+class ChartBackupTest(unittest.TestCase):
+    """The backup CronJob (docs/operations.md): off by default, `moonport backup` as the NATS user `backup`, into a
+    claim the operator names; the image carries the PostgreSQL client it runs."""
+
+    def setUp(self):
+        self.cron = templates()["backup-cronjob.yaml"]
+
+    def test_off_by_default_and_runs_moonport_backup_as_the_backup_user(self):
+        self.assertIs(values()["backup"]["enabled"], False)
+        self.assertTrue(self.cron.lstrip().startswith("{{- /*"), "a comment first, then the condition")
+        self.assertIn("{{- if .Values.backup.enabled }}", self.cron)
+        self.assertRegex(self.cron, r'\$args := dict "root" \. "name" "backup" "r" \(dict "uses" \(list "postgres"\)\)')
+        for helper in ("moonport.env", "moonport.volumeMounts", "moonport.volumes"):
+            self.assertIn(f'include "{helper}" $args', self.cron)
+        self.assertIn("backup", nats_conf_users(read(nats_auth.HELM_CONF)))
+        self.assertIn('moonport backup --out "$out" --config ' + CONFIG_IN_IMAGE, self.cron)
+        self.assertIn('required "backup.persistentVolumeClaim', self.cron)
+        self.assertIn("postgresql-client-15", apt_packages(dockerfile_stages()[1]))
+
+    def test_helm_renders_and_lints_the_chart_with_and_without_it(self):
+        helm = find_helm()
+        if helm is None:
+            self.skipTest("helm is not installed (set HELM=/path/to/helm)")
+        base = ["--set", "postgres.passwordSecret.name=pg", "--set", "auth.signingKeys.secretName=keys"]
+        on = base + ["--set", "backup.enabled=true", "--set", "backup.persistentVolumeClaim=mp-backups"]
+        for extra in (base, on):
+            for cmd in (["lint", "--strict", CHART], ["template", "mp", CHART]):
+                r = subprocess.run([helm, *cmd, *extra], capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, f"helm {' '.join(cmd + extra)}:\n{r.stdout}{r.stderr}")
+        docs = list(yaml.safe_load_all(subprocess.run([helm, "template", "mp", CHART, *on], capture_output=True,
+                                                      text=True, check=True).stdout))
+        cron = [d for d in docs if d and d["kind"] == "CronJob"]
+        self.assertEqual(len(cron), 1)
+        pod = cron[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        self.assertEqual(env["MOONPORT_NATS_USER"], "backup")
+        self.assertIn({"name": "backups", "persistentVolumeClaim": {"claimName": "mp-backups"}}, pod["volumes"])
+        off = subprocess.run([helm, "template", "mp", CHART, *base], capture_output=True, text=True, check=True)
+        self.assertNotIn("kind: CronJob", off.stdout)
+
+
 class ValuesTest(unittest.TestCase):
     def setUp(self):
         self.v = values()
