@@ -1,6 +1,6 @@
 /*
  * serve.c: start-up, signals and drain for `moonport serve`, `moonport
- * migrate` and service subcommands (see mp/serve.h).
+ * migrate`, service subcommands and platform tools (see mp/serve.h).
  *
  * Signals are blocked in every thread (they inherit the main thread's mask)
  * and taken synchronously with sigtimedwait() on the main thread, so no

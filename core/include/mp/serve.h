@@ -9,6 +9,9 @@
  * SIGTERM/SIGINT drain: readiness turns 503, roles stop in reverse order
  * (the gateway first, so no new work arrives), in-flight work finishes, and
  * the process exits 0. SIGHUP calls every running role's reload hook.
+ *
+ * Tools (`moonport backup`, `moonport restore`) get the same configuration
+ * and a NATS connection through mp_serve_tool(), without starting a role.
  */
 #ifndef MP_SERVE_H
 #define MP_SERVE_H
