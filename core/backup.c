@@ -172,6 +172,9 @@ static mp_status_t export_snapshot(char out[64], mp_db_conn_t *c)
     mp_status_t st = mp_db_begin(c);
     if (st == MP_OK)
         st = mp_db_exec(NULL, c, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL);
+    /* the transaction sits idle while the dumps run, and each dump imports the snapshot only while it lasts */
+    if (st == MP_OK)
+        st = mp_db_exec(NULL, c, "SET LOCAL idle_in_transaction_session_timeout = 0", 0, NULL);
     if (st == MP_OK)
         st = mp_db_exec(&r, c, "SELECT pg_export_snapshot()", 0, NULL);
     if (st == MP_OK)

@@ -38,6 +38,8 @@ mp_status_t mp_backup__manifest_read(json_t **out, const char *dir, const char *
 
 /* ---- backup_pg.c ------------------------------------------------------------------------ */
 
+/** Writes all `n` bytes to `fd`, retrying short writes and EINTR. False with errno set on failure. */
+bool mp_backup__write_all(int fd, const void *data, size_t n);
 /** The path of PostgreSQL client program `name` ("pg_dump"): from PATH, else the newest /usr/lib/postgresql/N/bin.
  *  Errors: MP_ENOTFOUND. */
 mp_status_t mp_backup__pg_tool(char *out, size_t size, const char *name);

@@ -129,7 +129,7 @@ static mp_status_t receive_chunks(natsSubscription *sub, natsConnection *nc, int
             natsMsg_Destroy(m);
             return st;
         }
-        bool written = write(fd, natsMsg_GetData(m), (size_t)len) == len;
+        bool written = mp_backup__write_all(fd, natsMsg_GetData(m), (size_t)len);
         const char *reply = natsMsg_GetReply(m);
         if (written && reply && *reply)
             s = natsConnection_Publish(nc, reply, NULL, 0);

@@ -193,8 +193,9 @@ mp_status_t mp_backup__pg_list(const char *path)
     return st == MP_OK ? MP_OK : mp_err_set(MP_EINVAL, "%s", mp_err_get());
 }
 
-static bool write_all(int fd, const char *s, size_t n)
+bool mp_backup__write_all(int fd, const void *data, size_t n)
 {
+    const char *s = data;
     while (n > 0) {
         ssize_t w = write(fd, s, n);
         if (w < 0 && errno == EINTR)
@@ -227,7 +228,7 @@ static mp_status_t feed(int to_psql, const char *pg_restore, const char *const *
     char what[128];
     mp_buf_t pre = MP_BUF_INIT;
     preamble(&pre, schemas, n);
-    bool ok = write_all(to_psql, pre.base, pre.len);
+    bool ok = mp_backup__write_all(to_psql, pre.base, pre.len);
     mp_buf_dispose(&pre);
     if (!ok)
         return mp_err_set(MP_EINTERNAL, "psql stopped reading (its message is above)");
