@@ -72,6 +72,13 @@ static mp_status_t open_db(backup_db_t *d, const mp_backup_opts_t *o)
     return st;
 }
 
+static void close_dbs(backup_db_t *dbs, size_t n)
+{
+    for (size_t i = 0; dbs && i < n; i++)
+        mp_db_destroy(dbs[i].db);
+    free(dbs);
+}
+
 /* The databases of the schemas `names`, each opened once however many schemas share its DSN. */
 static mp_status_t open_dbs(backup_db_t **out, size_t *n, const mp_backup_opts_t *o, const char *const *names,
                             size_t nnames)
@@ -89,16 +96,13 @@ static mp_status_t open_dbs(backup_db_t **out, size_t *n, const mp_backup_opts_t
             st = open_db(&dbs[k++], o);
         }
     }
+    if (st != MP_OK) {
+        close_dbs(dbs, k);
+        return st;
+    }
     *out = dbs;
     *n = k;
-    return st;
-}
-
-static void close_dbs(backup_db_t *dbs, size_t n)
-{
-    for (size_t i = 0; dbs && i < n; i++)
-        mp_db_destroy(dbs[i].db);
-    free(dbs);
+    return MP_OK;
 }
 
 static void now_rfc3339(char out[32])
