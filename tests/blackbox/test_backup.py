@@ -7,7 +7,8 @@ On a platform of its own (its own NATS and database, tests/blackbox/isolated.py)
      NATS user `backup` would;
   2. a restore is refused while the platform runs; the platform stops;
   3. damaged backups (a byte flipped in one archive, a broken manifest) are
-     refused, and nothing changes;
+     refused, and nothing changes; a restore that fails half-way (a
+     database without pg_trgm) commits no schema;
   4. the disaster: every service schema dropped, the EVENTS stream deleted;
   5. `moonport restore`, then the platform starts again, and the ledger must
      hold: the orders GET returns are the backup's; every order ends
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib, json, os, random, shutil, subprocess, tempfile, threading, time, unittest, uuid
 
+import context
 import stack as stacklib
 from catalog import Catalog
 from helpers import new_user
@@ -73,11 +75,11 @@ class BackupRestoreTest(unittest.TestCase):
 
     # ---- helpers ------------------------------------------------------------------------------
 
-    def tool(self, *args: str) -> subprocess.CompletedProcess:
+    def tool(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         """`moonport backup|restore ...` with the platform's configuration, as the NATS user `backup`."""
         self.iso.nats.nats_password("backup")
         env = {**self.mp.env, "MOONPORT_NATS_USER": "backup",
-               "MOONPORT_NATS_PASSWORD_FILE": os.path.join(self.iso.nats.nats_secrets_dir(), "backup")}
+               "MOONPORT_NATS_PASSWORD_FILE": os.path.join(self.iso.nats.nats_secrets_dir(), "backup"), **(env or {})}
         return subprocess.run(self.mp.command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
     def stream_info(self) -> dict:
@@ -225,6 +227,20 @@ class BackupRestoreTest(unittest.TestCase):
         self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
         self.assertIn("manifest.json", r.stderr)
         self.assertEqual(self.fingerprint(), fp, "a refused restore changed something")
+        self.check_a_failed_restore_commits_nothing()
+
+    def check_a_failed_restore_commits_nothing(self):
+        """Into a database without pg_trgm, Product's indexes fail after other schemas went in: none may stay."""
+        db = f"mp_bare_{uuid.uuid4().hex[:8]}"
+        stack = context.STACK
+        stack.psql(f"CREATE DATABASE {db} OWNER {stacklib.DB_USER}", superuser=True, dbname="postgres")
+        self.addCleanup(stack.psql, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", superuser=True, dbname="postgres")
+        dsn = f"host={stacklib.HOST} port={stack.pg_port} dbname={db} user={stacklib.DB_USER}"
+        r = self.tool("restore", "--from", self.dir, env={"MOONPORT_POSTGRES_DSN": dsn})
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("nothing was committed", r.stderr)
+        self.assertEqual(stack.psql("SELECT count(*) FROM pg_namespace WHERE nspname IN ('"
+                                    + "','".join(SCHEMAS) + "')", dbname=db).strip(), "0")
 
     def check_orders_match_the_dump(self, c: Client, dumped: dict, token_of: dict):
         for oid, row in dumped.items():
