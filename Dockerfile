@@ -27,10 +27,12 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
 # ---- runtime ------------------------------------------------------------------------
 FROM debian:12-slim
 ARG DEBIAN_FRONTEND=noninteractive
+# postgresql-client-15: pg_dump, pg_restore and psql for `moonport backup` and `moonport restore`
+# (docs/operations.md); its major version must be at least the server's.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         libh2o0.13 libuv1 libnats3.4 libpq5 libhiredis0.14 libjansson4 libyaml-0-2 libssl3 \
-        libluajit2-5.1-2 ca-certificates \
+        libluajit2-5.1-2 ca-certificates postgresql-client-15 \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed non-root uid/gid (the Helm chart's securityContext uses the same numbers).

@@ -188,6 +188,8 @@ mp_status_t mp_outbox_start(mp_outbox_t **out, const mp_outbox_opts_t *opts)
     snprintf(ob->schema, sizeof(ob->schema), "%s", opts->schema ? opts->schema : "");
     ob->o.schema = ob->schema;
     snprintf(ob->lock_key, sizeof(ob->lock_key), "mp_outbox:%s", ob->schema);
+    /* published_at is the time of the mark, after the ack, not the round's start (now()): a restore sends again the
+     * rows marked after the moment its stream was taken, and must not miss one acknowledged after it */
     bool ok = opts->bus && opts->db &&
               mp_events__sql(ob->sql_select, sizeof(ob->sql_select),
                              "SELECT seq, id::text, subject, json_build_object('id', id, 'type', type, 'occurred_at', "
@@ -195,7 +197,8 @@ mp_status_t mp_outbox_start(mp_outbox_t **out, const mp_outbox_opts_t *opts)
                              "'data', data)::text FROM %S.outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
                              ob->schema) &&
               mp_events__sql(ob->sql_mark, sizeof(ob->sql_mark),
-                             "UPDATE %S.outbox SET published_at = now() WHERE seq = ANY($1::bigint[])", ob->schema) &&
+                             "UPDATE %S.outbox SET published_at = clock_timestamp() WHERE seq = ANY($1::bigint[])",
+                             ob->schema) &&
               mp_events__sql(ob->sql_purge, sizeof(ob->sql_purge),
                              "DELETE FROM %S.outbox WHERE published_at < now() - $1::bigint * interval '1 millisecond'",
                              ob->schema);
@@ -238,6 +241,25 @@ void mp_outbox_stop(mp_outbox_t *ob)
     mp_poller_stop(ob->poller);
     jsCtx_Destroy(ob->js);
     free(ob);
+}
+
+mp_status_t mp_outbox_republish(long *rows, mp_db_t *db, const char *schema, const char *since)
+{
+    char table[80], sql[160];
+    mp_db_res_t *res = NULL;
+    if (!mp_events__sql(table, sizeof(table), "%S.outbox", schema) ||
+        !mp_events__sql(sql, sizeof(sql), "UPDATE %S.outbox SET published_at = NULL WHERE published_at >= $1", schema))
+        return mp_err_set(MP_EINVAL, "outbox: bad schema name");
+    mp_status_t st = mp_db_exec_once(&res, db, "SELECT to_regclass($1) IS NOT NULL", 1, MP_DB_PARAMS(table));
+    bool has_table = st == MP_OK && strcmp(mp_db_get(res, 0, 0), "t") == 0;
+    mp_db_res_free(res);
+    res = NULL;
+    if (st == MP_OK && has_table)
+        st = mp_db_exec_once(&res, db, sql, 1, MP_DB_PARAMS(since));
+    if (st == MP_OK)
+        *rows = has_table ? mp_db_affected(res) : 0;
+    mp_db_res_free(res);
+    return st;
 }
 
 uint64_t mp_outbox_published(const mp_outbox_t *ob)

@@ -1,6 +1,6 @@
 /*
  * serve.c: start-up, signals and drain for `moonport serve`, `moonport
- * migrate` and service subcommands (see mp/serve.h).
+ * migrate`, service subcommands and platform tools (see mp/serve.h).
  *
  * Signals are blocked in every thread (they inherit the main thread's mask)
  * and taken synchronously with sigtimedwait() on the main thread, so no
@@ -46,7 +46,7 @@ typedef struct process {
 
 /* ---- options ------------------------------------------------------------------ */
 
-static const char *opt_value(int argc, char **argv, const char *name)
+const char *mp_serve_opt(int argc, char **argv, const char *name)
 {
     size_t n = strlen(name);
     for (int i = 0; i < argc; i++) {
@@ -60,7 +60,7 @@ static const char *opt_value(int argc, char **argv, const char *name)
 
 const char *mp_serve_config_path(int argc, char **argv)
 {
-    const char *p = opt_value(argc, argv, "--config");
+    const char *p = mp_serve_opt(argc, argv, "--config");
     if (p == NULL)
         p = getenv("MOONPORT_CONFIG");
     if (p == NULL && access("config/moonport.yaml", R_OK) == 0)
@@ -196,7 +196,8 @@ static bool load(process_t *p, int argc, char **argv)
 
 /* ---- connections ----------------------------------------------------------------- */
 
-static mp_status_t connect_bus(process_t *p, const char *name)
+/* `retry`: start even while NATS is away and connect in the background (a role waits for it; a tool should not) */
+static mp_status_t connect_bus(process_t *p, const char *name, bool retry)
 {
     char *password = mp_cfg_secret(p->cfg, "nats.password");
     mp_bus_opts_t o = {
@@ -208,7 +209,7 @@ static mp_status_t connect_bus(process_t *p, const char *name)
         .ca_file = p->set.nats_ca,
         .inbox_prefix = p->set.nats_inbox,
         .send_asap = p->set.send_asap,
-        .retry_on_failed_connect = true,
+        .retry_on_failed_connect = retry,
         .stream_replicas = p->set.stream_replicas,
     };
     mp_status_t st = mp_bus_connect(&p->bus, &o);
@@ -395,7 +396,7 @@ static void teardown(process_t *p)
 int mp_serve_main(int argc, char **argv)
 {
     process_t p = {0};
-    const char *roles = opt_value(argc, argv, "--roles");
+    const char *roles = mp_serve_opt(argc, argv, "--roles");
     int rc = 0;
 
     block_signals(&p);
@@ -403,7 +404,7 @@ int mp_serve_main(int argc, char **argv)
         unload(&p);
         return 2;
     }
-    if (connect_bus(&p, "moonport") != MP_OK) {
+    if (connect_bus(&p, "moonport", true) != MP_OK) {
         mp_log_kv(MP_LOG_FATAL, NULL, "cannot use nats", "error", mp_err_get(), NULL);
         teardown(&p);
         return 1;
@@ -452,7 +453,7 @@ int mp_serve_main(int argc, char **argv)
 int mp_migrate_main(int argc, char **argv)
 {
     process_t p = {0};
-    const char *roles = opt_value(argc, argv, "--roles");
+    const char *roles = mp_serve_opt(argc, argv, "--roles");
     int rc = 0;
     if (!roles_known(roles) || !load(&p, argc, argv)) {
         unload(&p);
@@ -488,7 +489,7 @@ int mp_serve_command(const mp_service_def_t *def, const mp_command_t *cmd, int a
         if (p.svcs[i].def == def)
             svc = &p.svcs[i];
     /* commands talk to the database directly and to other services over NATS when it is there */
-    if (connect_bus(&p, "moonport-cli") != MP_OK || open_pools(&p, svc) != MP_OK ||
+    if (connect_bus(&p, "moonport-cli", true) != MP_OK || open_pools(&p, svc) != MP_OK ||
         (svc->db && migrate_with_retry(NULL, svc) != MP_OK)) {
         fprintf(stderr, "moonport: %s\n", mp_err_get());
         teardown(&p);
@@ -502,6 +503,34 @@ int mp_serve_command(const mp_service_def_t *def, const mp_command_t *cmd, int a
     }
     svc->running = 1; /* so fini runs */
     rc = cmd->run(svc, argc, argv);
+    teardown(&p);
+    return rc;
+}
+
+int mp_serve_tool(const char *name, mp_serve_tool_fn run, int argc, char **argv)
+{
+    process_t p = {0};
+    char conn_name[64];
+    if (!load(&p, argc, argv)) {
+        unload(&p);
+        return 2;
+    }
+    snprintf(conn_name, sizeof(conn_name), "moonport-%s", name);
+    if (connect_bus(&p, conn_name, false) != MP_OK) {
+        fprintf(stderr, "moonport %s: cannot reach NATS: %s\n", name, mp_err_get());
+        teardown(&p);
+        return 1;
+    }
+    mp_serve_schema_t *schemas = mp_xcalloc(p.nsvcs, sizeof(*schemas));
+    size_t n = 0;
+    for (size_t i = 0; i < p.nsvcs; i++) {
+        mp_svc_t *svc = &p.svcs[i];
+        if (svc->def->needs & MP_NEEDS_DB)
+            schemas[n++] = (mp_serve_schema_t){svc->def->name, svc->postgres_dsn ? svc->postgres_dsn : p.set.pg_dsn};
+    }
+    mp_serve_tool_t tool = {.cfg = p.cfg, .bus = p.bus, .schemas = schemas, .nschemas = n};
+    int rc = run(&tool, argc, argv);
+    free(schemas);
     teardown(&p);
     return rc;
 }

@@ -3,6 +3,8 @@
  *
  *   moonport serve [--config F] [--roles gateway,auth,...]
  *   moonport migrate [--config F] [--roles ...]
+ *   moonport backup --out DIR [--config F]
+ *   moonport restore --from DIR [--force] [--config F]
  *   moonport version
  *   moonport <service command>      e.g. `moonport user create`, `moonport auth rotate-key`
  *
@@ -10,6 +12,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include "mp/backup.h"
 #include "mp/serve.h"
 
 static void usage(FILE *out)
@@ -17,6 +20,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: moonport <command> [options]\n\n"
                  "  serve [--config F] [--roles a,b]   run roles (default: all) until SIGTERM\n"
                  "  migrate [--config F] [--roles a,b] apply database migrations and exit\n"
+                 "  backup --out DIR [--config F]      every schema and the events stream into DIR\n"
+                 "  restore --from DIR [--force]       put a backup back (the platform stopped)\n"
                  "  version                            print the version\n");
     for (size_t i = 0; mp_services[i]; i++)
         for (const mp_command_t *c = mp_services[i]->commands; c && c->name; c++)
@@ -49,6 +54,10 @@ int main(int argc, char **argv)
         return mp_serve_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "migrate") == 0)
         return mp_migrate_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "backup") == 0)
+        return mp_backup_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "restore") == 0)
+        return mp_restore_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("moonport %s\n", MP_VERSION);
         return 0;

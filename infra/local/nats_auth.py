@@ -12,8 +12,13 @@ nats-server lets each user touch only its own subjects:
             events events.<svc>.>, answers $SRV.> discovery, reads its own
             replies (_INBOX.<svc>.>); JetStream API access only when it uses
             JetStream; calls to other services only when listed in CALLS.
+  backup    not a role: the user `moonport backup` / `moonport restore` run as
+            (docs/operations.md): the EVENTS stream's info, snapshot, restore
+            and delete API and the chunks they exchange, $SRV.PING to see
+            whether services run, its own replies; nothing else.
   moonport  the union of all of the above, for `moonport serve` running every
-            role in one process on one connection (make run, the test suite).
+            role in one process on one connection (make run, the test suite),
+            and the tools run with the local config.
   test      everything; only in throwaway test stacks, for integration tests
             and black-box test helpers that stand in for a service.
 
@@ -69,6 +74,10 @@ JETSTREAM = {"user", "product", "order", "payment", "notification"}
 # plain subscriptions beyond a role's own operations
 SUBSCRIBES: dict[str, tuple[str, ...]] = {"gateway": ("events.auth.session_revoked",)}
 
+# operator tools with a NATS user of their own (not roles: no Deployment, no service subjects)
+TOOLS = ("backup",)
+BACKUP_STREAM = "EVENTS"  # core/include/mp/events.h
+
 ALL_IN_ONE = "moonport"
 TEST_SERVICES = ("echo",)
 TEST_USER = "test"
@@ -89,10 +98,25 @@ def role_permissions(role: str, services: tuple[str, ...] = SERVICES) -> dict:
     return {"publish": {"allow": pub}, "subscribe": {"allow": sub}, "allow_responses": True}
 
 
+def tool_permissions(tool: str) -> dict:
+    """The permissions block for an operator tool's user (TOOLS)."""
+    assert tool == "backup", tool
+    api = [f"$JS.API.STREAM.{verb}.{BACKUP_STREAM}" for verb in ("INFO", "SNAPSHOT", "RESTORE", "DELETE")]
+    # snapshot chunks are acked on $JS.SNAPSHOT.ACK.<stream>.>, restore chunks sent to $JS.SNAPSHOT.RESTORE.<stream>.>
+    chunks = [f"$JS.SNAPSHOT.ACK.{BACKUP_STREAM}.>", f"$JS.SNAPSHOT.RESTORE.{BACKUP_STREAM}.>"]
+    return {"publish": {"allow": [*api, *chunks, "$SRV.PING"]}, "subscribe": {"allow": [f"_INBOX.{tool}.>"]},
+            "allow_responses": True}
+
+
+def permissions(user: str, services: tuple[str, ...] = SERVICES) -> dict:
+    """The permissions block of a role's or a tool's user."""
+    return tool_permissions(user) if user in TOOLS else role_permissions(user, services)
+
+
 def union_permissions(roles: list[str], services: tuple[str, ...] = SERVICES) -> dict:
     pub, sub = [], []
     for r in roles:
-        p = role_permissions(r, services)
+        p = permissions(r, services)
         pub += [x for x in p["publish"]["allow"] if x not in pub]
         sub += [x for x in p["subscribe"]["allow"] if x not in sub]
     # one process answers with one connection: its replies arrive under _INBOX.moonport
@@ -103,6 +127,11 @@ def union_permissions(roles: list[str], services: tuple[str, ...] = SERVICES) ->
 
 def roles() -> list[str]:
     return ["gateway", *SERVICES]
+
+
+def users() -> list[str]:
+    """Every user a deployment has: one per role and one per tool."""
+    return [*roles(), *TOOLS]
 
 
 def user_for(roles_arg: str | None) -> str:
@@ -133,17 +162,17 @@ def password(secrets_dir: str, user: str) -> str:
 
 def authorization_block(secrets_dir: str, with_test_user: bool) -> str:
     """The `authorization { users = [...] }` block for nats.conf."""
-    users = []
+    entries = []
     # throwaway test stacks also have the stand-in service mp-echo (tests/tools/echo.c) that BFF tests call
     services = SERVICES + TEST_SERVICES if with_test_user else SERVICES
-    for r in roles():
-        users.append({"user": r, "password": password(secrets_dir, r), "permissions": role_permissions(r, services)})
-    users.append({"user": ALL_IN_ONE, "password": password(secrets_dir, ALL_IN_ONE),
-                  "permissions": union_permissions(roles(), services)})
+    for r in users():
+        entries.append({"user": r, "password": password(secrets_dir, r), "permissions": permissions(r, services)})
+    entries.append({"user": ALL_IN_ONE, "password": password(secrets_dir, ALL_IN_ONE),
+                    "permissions": union_permissions(users(), services)})
     if with_test_user:
-        users.append({"user": TEST_USER, "password": password(secrets_dir, TEST_USER),
-                      "permissions": {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}})
-    return _authorization(users)
+        entries.append({"user": TEST_USER, "password": password(secrets_dir, TEST_USER),
+                        "permissions": {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}})
+    return _authorization(entries)
 
 
 def _authorization(users: list[dict]) -> str:
@@ -160,14 +189,14 @@ def password_env(user: str) -> str:
 
 def conf_template() -> str:
     """The authorization block for deployments: one user per role (split roles, so no `moonport`
-    union user and no `test` user), passwords as unquoted $NATS_PASSWORD_<USER> references, which
+    union user and no `test` user) and one per tool, passwords as unquoted $NATS_PASSWORD_<USER> references, which
     nats-server resolves from its environment (a quoted "$X" would be the literal string)."""
-    users = []
-    for r in roles():
+    entries = []
+    for r in users():
         ref = "$" + password_env(r)
-        users.append({"user": r, "password": ref, "permissions": role_permissions(r)})
-    text = _authorization(users)
-    for r in roles():
+        entries.append({"user": r, "password": ref, "permissions": permissions(r)})
+    text = _authorization(entries)
+    for r in users():
         ref = "$" + password_env(r)
         text = text.replace(json.dumps(ref), ref)
     return text
@@ -176,8 +205,9 @@ def conf_template() -> str:
 COMPOSE_CONF = "infra/compose/nats.conf"
 HELM_CONF = "infra/helm/moonport/files/nats-authorization.conf"
 _HEADER = ("# GENERATED by `python3 infra/local/nats_auth.py --write`: do not edit (a test compares).\n"
-           "# One NATS user per moonport role with the subject permissions of infra/local/nats_auth.py;\n"
-           "# each password comes from nats-server's environment variable NATS_PASSWORD_<USER>.\n")
+           "# One NATS user per moonport role, and per tool (backup), with the subject permissions of\n"
+           "# infra/local/nats_auth.py; each password comes from nats-server's environment variable\n"
+           "# NATS_PASSWORD_<USER>.\n")
 
 
 def deploy_files() -> dict[str, str]:

@@ -175,11 +175,11 @@ class NatsDeployFilesTest(unittest.TestCase):
     def test_one_user_per_role_with_its_permissions_and_password_variable(self):
         for rel in (nats_auth.COMPOSE_CONF, nats_auth.HELM_CONF):
             users = nats_conf_users(read(rel))
-            self.assertEqual(sorted(users), sorted(nats_auth.roles()),
-                             f"{rel}: one user per role, no all-in-one `moonport` or `test` user")
-            for role, u in users.items():
-                self.assertEqual(u["password"], "$" + nats_auth.password_env(role), rel)
-                self.assertEqual(u["permissions"], nats_auth.role_permissions(role), f"{rel}: {role}")
+            self.assertEqual(sorted(users), sorted(nats_auth.roles() + list(nats_auth.TOOLS)),
+                             f"{rel}: one user per role and per tool, no all-in-one `moonport` or `test` user")
+            for user, u in users.items():
+                self.assertEqual(u["password"], "$" + nats_auth.password_env(user), rel)
+                self.assertEqual(u["permissions"], nats_auth.permissions(user), f"{rel}: {user}")
         self.assertRegex(read(nats_auth.COMPOSE_CONF), r"jetstream \{\s*store_dir: /data\s*\}")
 
     def test_compose_conf_and_init_secrets_lock_down_a_real_nats_server(self):
@@ -228,17 +228,25 @@ class NatsDeployFilesTest(unittest.TestCase):
                 other = "auth" if role != "auth" else "user"
                 with self.assertRaises(NatsError, msg=f"{role} got in with {other}'s password"):
                     Conn(port, role, pw[other]).close()
-                c = Conn(port, role, pw[role])
-                self.addCleanup(c.close)
                 own = "user.v1.get" if role == "gateway" else f"events.{role}.x"
-                foreign = f"events.{other}.x"
-                for subject, allowed in ((own, True), (foreign, False)):
-                    c.pub(subject, b"{}")
-                    err = c.ack()
-                    if allowed:
-                        self.assertIsNone(err, f"{role} may publish {subject}: {err}")
-                    else:
-                        self.assertIn("Permissions Violation", err or "", f"{role} may not publish {subject}")
+                self.check_publishing(port, role, pw[role], ((own, True), (f"events.{other}.x", False)))
+            # the backup tool's user: the EVENTS stream's API and nothing of the services'
+            with open(os.path.join(secrets, "nats_password_backup")) as f:
+                self.check_publishing(port, "backup", f.read().strip(), (
+                    ("$JS.API.STREAM.SNAPSHOT.EVENTS", True), ("$JS.API.STREAM.INFO.OTHER", False),
+                    ("events.order.x", False), ("order.v1.get", False)))
+
+    def check_publishing(self, port: int, user: str, password: str, subjects) -> None:
+        """Connects as `user` and publishes to each (subject, allowed): refused exactly when not allowed."""
+        c = Conn(port, user, password)
+        self.addCleanup(c.close)
+        for subject, allowed in subjects:
+            c.pub(subject, b"{}")
+            err = c.ack()
+            if allowed:
+                self.assertIsNone(err, f"{user} may publish {subject}: {err}")
+            else:
+                self.assertIn("Permissions Violation", err or "", f"{user} may not publish {subject}")
 
 
 def read_abs(path: str) -> str:
@@ -379,6 +387,53 @@ class ChartNatsTest(unittest.TestCase):
         configmap = self.t["nats-authorization.yaml"]
         self.assertIn(f'.Files.Get "{os.path.relpath(nats_auth.HELM_CONF, os.path.join("infra", "helm", "moonport"))}"',
                       configmap)
+
+
+def find_helm() -> str | None:
+    """helm from $HELM or PATH; the suite does not need it (CI has none), a developer's run uses it when there."""
+    exe = os.environ.get("HELM") or shutil.which("helm")
+    return exe if exe and os.access(exe, os.X_OK) else None
+
+
+class ChartBackupTest(unittest.TestCase):
+    """The backup CronJob (docs/operations.md): off by default, `moonport backup` as the NATS user `backup`, into a
+    claim the operator names; the image carries the PostgreSQL client it runs."""
+
+    def setUp(self):
+        self.cron = templates()["backup-cronjob.yaml"]
+
+    def test_off_by_default_and_runs_moonport_backup_as_the_backup_user(self):
+        self.assertIs(values()["backup"]["enabled"], False)
+        self.assertTrue(self.cron.lstrip().startswith("{{- /*"), "a comment first, then the condition")
+        self.assertIn("{{- if .Values.backup.enabled }}", self.cron)
+        self.assertRegex(self.cron, r'\$args := dict "root" \. "name" "backup" "r" \(dict "uses" \(list "postgres"\)\)')
+        for helper in ("moonport.env", "moonport.volumeMounts", "moonport.volumes"):
+            self.assertIn(f'include "{helper}" $args', self.cron)
+        self.assertIn("backup", nats_conf_users(read(nats_auth.HELM_CONF)))
+        self.assertIn('moonport backup --out "$out" --config ' + CONFIG_IN_IMAGE, self.cron)
+        self.assertIn('required "backup.persistentVolumeClaim', self.cron)
+        self.assertIn("postgresql-client-15", apt_packages(dockerfile_stages()[1]))
+
+    def test_helm_renders_and_lints_the_chart_with_and_without_it(self):
+        helm = find_helm()
+        if helm is None:
+            self.skipTest("helm is not installed (set HELM=/path/to/helm)")
+        base = ["--set", "postgres.passwordSecret.name=pg", "--set", "auth.signingKeys.secretName=keys"]
+        on = base + ["--set", "backup.enabled=true", "--set", "backup.persistentVolumeClaim=mp-backups"]
+        for extra in (base, on):
+            for cmd in (["lint", "--strict", CHART], ["template", "mp", CHART]):
+                r = subprocess.run([helm, *cmd, *extra], capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, f"helm {' '.join(cmd + extra)}:\n{r.stdout}{r.stderr}")
+        docs = list(yaml.safe_load_all(subprocess.run([helm, "template", "mp", CHART, *on], capture_output=True,
+                                                      text=True, check=True).stdout))
+        cron = [d for d in docs if d and d["kind"] == "CronJob"]
+        self.assertEqual(len(cron), 1)
+        pod = cron[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        self.assertEqual(env["MOONPORT_NATS_USER"], "backup")
+        self.assertIn({"name": "backups", "persistentVolumeClaim": {"claimName": "mp-backups"}}, pod["volumes"])
+        off = subprocess.run([helm, "template", "mp", CHART, *base], capture_output=True, text=True, check=True)
+        self.assertNotIn("kind: CronJob", off.stdout)
 
 
 class ValuesTest(unittest.TestCase):

@@ -73,6 +73,15 @@ void mp_outbox_kick(mp_outbox_t *ob);
  *  Accepts NULL. */
 void mp_outbox_stop(mp_outbox_t *ob);
 
+/**
+ * Marks the rows of `<schema>.outbox` published at or after `since` (a timestamp text, the database's clock) as
+ * unpublished, so the next publisher sends them again: a restored stream lacks what was published after its
+ * snapshot (mp/backup.h); consumers drop what they had already handled by its id. `published_at` is the database's
+ * time after JetStream's ack, so every row acknowledged after `since` is marked. A schema without an outbox table
+ * marks nothing. `*rows` gets how many were marked. Errors: those of mp_db_exec(); MP_EINVAL for a bad schema name.
+ */
+mp_status_t mp_outbox_republish(long *rows, mp_db_t *db, const char *schema, const char *since);
+
 /** Rows published by this publisher so far; for tests and metrics. */
 uint64_t mp_outbox_published(const mp_outbox_t *ob);
 
