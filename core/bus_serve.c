@@ -125,6 +125,18 @@ mp_status_t mp_bus_reply(mp_bus_t *bus, mp_msg_t *req, int status, const void *b
     return mp_bus__from_nats(s);
 }
 
+mp_status_t mp_bus_reply_plain(mp_bus_t *bus, mp_msg_t *req, const void *body, size_t len)
+{
+    const char *reply_to = natsMsg_GetReply(req);
+    mp_status_t st;
+    if (reply_to == NULL || *reply_to == '\0')
+        return MP_OK;
+    /* a user may answer only on the connection a request came by (allow_responses): a loop's, or nats.c's */
+    if (mp_bus__lsrv_reply(&st, reply_to, NULL, 0, body, len))
+        return st;
+    return mp_bus__from_nats(natsConnection_Publish(mp_bus_conn(bus), reply_to, body, (int)len));
+}
+
 static void reply_overloaded(mp_bus_t *bus, natsMsg *msg, const char *why)
 {
     char body[256];

@@ -72,9 +72,7 @@ static void on_discovery(void *arg, mp_msg_t *msg, int worker)
     mp_buf_t b = MP_BUF_INIT;
     mp_svc__discovery_render(va->svc, va->verb, &b);
     /* plain replies: discovery tooling does not know moonport's Status header */
-    const char *reply_to = natsMsg_GetReply(msg);
-    if (reply_to && *reply_to)
-        natsConnection_Publish(mp_bus_conn(va->svc->bus), reply_to, b.base, (int)b.len);
+    mp_bus_reply_plain(va->svc->bus, msg, b.base, b.len);
     mp_buf_dispose(&b);
 }
 

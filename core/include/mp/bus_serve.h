@@ -70,6 +70,10 @@ uint64_t mp_bus_server_shed(mp_bus_server_t *srv);
 mp_status_t mp_bus_reply(mp_bus_t *bus, mp_msg_t *req, int status, const void *body, size_t len,
                          const mp_bus_hdr_t *extra, size_t nextra);
 
+/** Answers `req` with `body` and no headers at all (for tooling that knows no Status header: $SRV discovery), on
+ *  the connection it came by. No-op without a reply subject. Any thread. */
+mp_status_t mp_bus_reply_plain(mp_bus_t *bus, mp_msg_t *req, const void *body, size_t len);
+
 /** True when `req` carries a Deadline that has already passed (with `now_ms`, 0 for now). */
 bool mp_bus_expired(mp_msg_t *req, int64_t now_ms);
 
