@@ -14,6 +14,17 @@
  * integer, round(10000 * ts_rank) + round(1000 * word_similarity), so the
  * cursor carries it exactly and pages stay stable.
  *
+ * Relevance is computed for a bounded set of candidates, not for every
+ * match: ranking is per row (ts_rank reads the whole weighted document), so
+ * a common word in a million products cost a second per query. The
+ * candidates are the SEARCH_CANDIDATES names nearest the query by word
+ * similarity (a GiST trigram index walks them in order, so this costs the
+ * same at any size) and SEARCH_CANDIDATES full-text matches (of any rank:
+ * a product whose name has the word is among the nearest names anyway, so
+ * these add tag and description matches). A relevance search therefore
+ * pages through at most 2 x SEARCH_CANDIDATES products, the best of them
+ * first; the other sorts filter every match, as before.
+ *
  * Each sort and combination of filters is its own statement, built once
  * from constant fragments at first use (never from values), so Postgres
  * plans each shape once for the indexes it can use.
@@ -28,6 +39,9 @@
 #include "product_int.h"
 
 /* The <% operator's threshold and enable_seqscan are session settings: see PRODUCT_DB_SETTINGS. */
+
+/* Candidates a relevance search ranks from each index (see the top of the file). */
+#define SEARCH_CANDIDATES "60"
 
 #define SCORE_OF(Q)                                                                                                    \
     "(round(10000 * ts_rank(p.search, websearch_to_tsquery('english', " Q "))) + round(1000 * word_similarity(" Q      \
@@ -70,6 +84,27 @@ static void put(mp_buf_t *b, const char *frag, int q_param)
     }
 }
 
+/* The same filters as the listing's, on the candidates' own scan of the table. */
+static void put_filters(mp_buf_t *b, int cat, int tag)
+{
+    if (cat)
+        mp_buf_printf(b, " AND c.category = $%d", cat);
+    if (tag)
+        mp_buf_printf(b, " AND c.tags @> ARRAY[$%d::text]", tag);
+}
+
+/* The ids a relevance search ranks: the nearest names by word similarity, then full-text matches. */
+static void put_candidates(mp_buf_t *b, int cat, int tag, int q)
+{
+    mp_buf_printf(b, "(SELECT c.id FROM product.products c WHERE $%d <%% c.name", q);
+    put_filters(b, cat, tag);
+    mp_buf_printf(b, " ORDER BY c.name <->> $%d LIMIT " SEARCH_CANDIDATES ")", q);
+    mp_buf_printf(
+        b, " UNION (SELECT c.id FROM product.products c WHERE c.search @@ websearch_to_tsquery('english', $%d)", q);
+    put_filters(b, cat, tag);
+    mp_buf_puts(b, " LIMIT " SEARCH_CANDIDATES ")");
+}
+
 /* The statement for sort `s` and filters `f`. Parameters are numbered in the order list_params() packs them:
  * category, tag, q, cursor key, cursor id, limit; absent ones take no number. */
 static char *build_statement(const sort_t *s, unsigned f)
@@ -90,7 +125,12 @@ static char *build_statement(const sort_t *s, unsigned f)
         mp_buf_printf(&b, "%sp.tags @> ARRAY[$%d::text]", and, tag);
         and = " AND ";
     }
-    if (q) {
+    if (q && s->needs_q) {
+        mp_buf_printf(&b, "%sp.id IN (", and);
+        put_candidates(&b, cat, tag, q);
+        mp_buf_puts(&b, ")");
+        and = " AND ";
+    } else if (q) {
         mp_buf_printf(&b, "%s(p.search @@ websearch_to_tsquery('english', $%d) OR $%d <%% p.name)", and, q, q);
         and = " AND ";
     }

@@ -272,6 +272,20 @@ class SearchTest(unittest.TestCase):
         paged = [p["id"] for p in all_pages(self.c, "q=wireless", 7)][:len(whole)]
         self.assertEqual(paged, whole)
 
+    def test_a_relevance_search_pages_through_its_best_candidates_and_ends(self):
+        # relevance ranks a bounded candidate set (services/product/list.c): paging it ends, nothing repeats, and
+        # a filter is applied before the candidates are chosen, so a category keeps its own matches
+        items = all_pages(self.c, "q=wireless", 9)
+        ids = [p["id"] for p in items]
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertLessEqual(len(ids), 120)
+        category = items[0]["category"]
+        inside = all_pages(self.c, f"q=wireless&category={category}", 9)
+        self.assertGreater(len(inside), 0)
+        self.assertTrue(all(p["category"] == category for p in inside))
+        newest = all_pages(self.c, "q=wireless&sort=newest", 50)  # the other sorts still see every match
+        self.assertGreaterEqual(len(newest), len(ids))
+
 
 if __name__ == "__main__":
     unittest.main()
