@@ -19,9 +19,10 @@
  * a common word in a million products cost a second per query. The
  * candidates are the SEARCH_CANDIDATES names nearest the query by word
  * similarity (a GiST trigram index walks them in order, so this costs the
- * same at any size) and SEARCH_CANDIDATES full-text matches (of any rank:
- * a product whose name has the word is among the nearest names anyway, so
- * these add tag and description matches). A relevance search therefore
+ * same at any size) and the first SEARCH_CANDIDATES full-text matches a
+ * GiST scan of the document finds (of any rank: a product whose name has
+ * the word is among the nearest names anyway, so these add tag and
+ * description matches; GIN could only hand over every match at once). A relevance search therefore
  * pages through at most 2 x SEARCH_CANDIDATES products, the best of them
  * first; the other sorts filter every match, as before.
  *
