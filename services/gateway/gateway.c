@@ -175,6 +175,13 @@ static void on_thread_start(void *arg, mp_http_thread_t *t)
     t->user = th;
 }
 
+/* A loop thread serves once its own NATS connection is up: before that every call would answer 503. */
+static bool thread_ready(void *arg, mp_http_thread_t *t)
+{
+    gw_thread_t *th = t->user;
+    return mp_bus_loop_ready(th->bl);
+}
+
 static void on_thread_stop(void *arg, mp_http_thread_t *t)
 {
     gw_thread_t *th = t->user;
@@ -301,6 +308,7 @@ static mp_status_t gateway_start(mp_svc_t *svc)
         .configure = configure_http,
         .on_thread_start = on_thread_start,
         .on_thread_stop = on_thread_stop,
+        .thread_ready = thread_ready,
         .arg = gw,
     };
     mp_status_t st = mp_http_server_start(&gw->http, &o);

@@ -1,11 +1,12 @@
 """Start-up, outages and shutdown, black-box: a config error stops start-up
 with file:line; Postgres stopped under a running service turns readiness and
 requests into 503 and recovers; SIGTERM drains in-flight requests; a gateway
-that is ready serves its first requests as well as any later ones (issue 11:
-a rolling restart fails nothing)."""
+that is ready serves its first requests as well as any later ones, and one
+that drains serves the connections it accepted (issue 11: a rolling restart
+fails nothing)."""
 from __future__ import annotations
 
-import concurrent.futures, os, re, signal, subprocess, tempfile, threading, time, unittest
+import concurrent.futures, http.client, os, re, signal, subprocess, tempfile, threading, time, unittest
 
 import context
 from helpers import PASSWORD, client, new_user, register
@@ -117,6 +118,24 @@ class GatewayTurnoverTest(unittest.TestCase):
             self.assertLess(keys, msgs.index("gateway listening"), "the listener opened before the keys were there")
         finally:
             self.assertEqual(gw.stop(), 0)
+
+    def test_connections_accepted_just_before_sigterm_are_served(self):
+        gw = context.new_moonport(roles="gateway").start()
+        conns = [http.client.HTTPConnection("127.0.0.1", gw.http_port, timeout=5) for _ in range(8)]
+        try:
+            for c in conns:
+                c.connect()
+            time.sleep(0.05)  # accepted by the gateway, no request sent yet
+            gw.signal(signal.SIGTERM)
+            time.sleep(0.05)  # the drain has begun: before, it ended at once (nothing in flight) and reset these
+            for c in conns:
+                c.request("GET", "/v1/products?limit=1")
+            self.assertEqual([c.getresponse().status for c in conns], [200] * 8)
+        finally:
+            for c in conns:
+                c.close()
+        self.assertEqual(gw.proc.wait(15), 0)
+        gw.stop()
 
 
 if __name__ == "__main__":
