@@ -447,6 +447,17 @@ bool mp_fiber_park(int64_t at_ms)
     return f->woken;
 }
 
+void mp_fiber_sleep(int ms)
+{
+    int64_t until = mp_mono_ms() + ms;
+    if (mp_fiber_current() == NULL) {
+        usleep((useconds_t)ms * 1000);
+        return;
+    }
+    while (mp_mono_ms() < until)
+        mp_fiber_park(until); /* a wake left over from an earlier wait ends a park early: park again */
+}
+
 void mp_fiber_wake(mp_fiber_t *f)
 {
     mp_sched_t *s = f->s;

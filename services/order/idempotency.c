@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <openssl/evp.h>
+#include "mp/fiber.h"
 #include "mp/json.h"
 #include "order_int.h"
 
@@ -220,8 +221,8 @@ mp_status_t order_idem_claim(bool *mine, order_idem_t *k, mp_svc_req_t *req)
             mp_svc_reply_problem(req, 409, "a request with this Idempotency-Key is still being processed", NULL);
             return MP_OK;
         }
-        if (seen == SEEN_RUNNING)
-            usleep(POLL_MS * 1000);
+        if (seen == SEEN_RUNNING) /* the claimer may be a fiber of this very thread: let it (and the rest) run */
+            mp_fiber_sleep(POLL_MS);
     }
 }
 
