@@ -58,14 +58,14 @@ class Row:
         return 1000 * (min(ends) - self.fault) if ends else None
 
     def describe_failures(self, answers: list[Answer] | None = None) -> str:
-        """"order 504 x2, read error x1 (sent -0.12..+0.01 s from the fault)"."""
+        """"order 504 x2, read error x1 (sent -0.120 to +0.010 s from the fault)"."""
         answers = self.failures if answers is None else answers
         if not answers:
             return "none"
         kinds = Counter((a.what, a.outcome if a.status == 0 else str(a.status)) for a in answers)
         sent = sorted(a.start - self.fault for a in answers)
-        return (", ".join(f"{w} {s} x{n}" for (w, s), n in sorted(kinds.items()))
-                + f" (sent {sent[0]:+.2f}..{sent[-1]:+.2f} s from the fault)")
+        when = f"{sent[0]:+.3f}" if len(sent) == 1 else f"{sent[0]:+.3f} to {sent[-1]:+.3f}"
+        return ", ".join(f"{w} {s} x{n}" for (w, s), n in sorted(kinds.items())) + f" (sent {when} s from the fault)"
 
     def line(self) -> str:
         """The row as one line of the test's output."""

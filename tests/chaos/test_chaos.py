@@ -121,7 +121,8 @@ class ChaosTest(unittest.TestCase):
     def crashed(self) -> list[str]:
         """Every process of the platform that is not running (it should all be)."""
         return [f"{role} (wave {i + 1}) exited {mp.proc.returncode}: {mp.log_tail(5)}"
-                for i, wave in enumerate(self.platform.waves) for role, mp in wave.items() if mp.proc.poll() is not None]
+                for i, wave in enumerate(self.platform.waves) for role, mp in wave.items()
+                if mp.proc.poll() is not None]
 
     # ---- the rows ------------------------------------------------------------------------------------
 
@@ -176,7 +177,8 @@ class ChaosTest(unittest.TestCase):
                 time.sleep(1.0)
                 _, ready = self.platform.replace(role, wave)
                 times["over"] = time.monotonic()
-                times["notes"] = (times.get("notes", "") + f"{role} replacement ready in {ready:.1f} s; ").strip()
+                note = f"{role} replacement ready in {ready:.1f} s"
+                times["notes"] = f"{times['notes']}; {note}" if "notes" in times else note
                 time.sleep(LEAD)
 
         def allowed(r: Row, a: Answer) -> bool:
