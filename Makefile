@@ -6,7 +6,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all build deps run stop test test-cluster test-asan bench fuzz format format-check clean
+.PHONY: all build deps run stop test test-cluster chaos test-asan bench fuzz format format-check clean
 
 all: build
 
@@ -35,6 +35,12 @@ test: deps build
 # Replicas of every role on a 3-node NATS cluster, under load, with a node killed (tests/cluster/; about a minute).
 test-cluster: deps build
 	@python3 tests/harness/run_tests.py --build $(BUILD) --only cluster
+
+# Faults under load on the same cluster, one at a time (tests/chaos/): NATS node stopped and killed, service replica,
+# gateway, Postgres restart, Redis down, rolling restart. CHAOS_SECONDS=10: an outage's length (CI: 4);
+# CHAOS_WRITE_DOCS=1 writes the table into docs/reliability.md.
+chaos: deps build
+	@python3 tests/harness/run_tests.py --build $(BUILD) --only chaos
 
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer, warnings as errors.
 test-asan: deps

@@ -4,7 +4,8 @@
  * request's coroutine until the awaited calls are done (or a required one
  * failed); core.result turns a finished call into a Lua value, a fallback
  * (optional calls, recorded in `degraded`), or an error with the right
- * 502/503/504 (or the service's own 4xx).
+ * 502/503/504 (the service's own 4xx, 503 and 504 stand; its other 5xx are
+ * 502).
  *
  * Caching (cache_s = N) keeps successful replies per loop thread; identical
  * calls already in flight ride on the first one instead of going out again.
@@ -420,6 +421,12 @@ static int raise_failure(lua_State *L, bff_call_t *c)
             lua_setfield(L, -2, "errors");
         }
         return lua_error(L);
+    } else if (c->status == 503 || c->status == 504) {
+        /* the service says it (or what it needs, e.g. Postgres) is down, or it ran out of time: the app is told the
+         * same as the REST route would tell it, so it retries a 503 later rather than give up on a "bad" answer */
+        status = c->status;
+        snprintf(detail, sizeof(detail),
+                 c->status == 503 ? "%s is unavailable" : "%s did not answer before the deadline", c->subject);
     } else {
         status = 502;
         snprintf(detail, sizeof(detail), "%s answered badly (%d)", c->subject, c->status);

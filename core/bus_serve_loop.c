@@ -64,7 +64,7 @@ typedef struct lworker {
     _Atomic bool async_ok;    /* stop_async exists: stop may signal it */
     _Atomic bool init_failed; /* the thread ended before it had a loop */
     int64_t drain_until;      /* mp_mono_ms(): queued requests still unanswered then get 503 */
-    int64_t quiet_after;      /* messages sent before the server saw our UNSUB may arrive until about then */
+    int64_t quiet_after;      /* if the server never confirms the UNSUB (frozen), the drain stops waiting then */
     _Atomic int ready;
     _Atomic size_t inflight;
 } lworker_t;
@@ -176,7 +176,9 @@ static void on_request(void *arg, size_t route, const char *subj, size_t sl, con
     natsMsg *m = make_msg(subj, sl, reply, rl, h, hl, data, len);
     if (m == NULL)
         return; /* a subject or reply longer than any of ours: not a request we could answer */
-    if (w->draining) {
+    /* draining: the server sent this before it saw our UNSUB, so it is ours to serve like any request in flight
+     * (a 503 here failed requests during every rolling restart); only past the drain time is it refused */
+    if (w->draining && mp_mono_ms() >= w->drain_until) {
         refuse(m, "the service is shutting down");
         return;
     }
@@ -235,9 +237,10 @@ static void finish_if_drained(lworker_t *w)
         w->tail = NULL;
         w->queued = 0;
     }
-    /* done when nothing runs or waits, the server has stopped sending, and every reply has left */
-    if (w->head == NULL && mp_sched_alive(w->sched) == 0 && now >= w->quiet_after &&
-        (w->io == NULL || mp_natsio_unsent(w->io) == 0))
+    /* done when nothing runs or waits, the server has stopped sending (it answered the PING after our UNSUBs, so
+     * whatever it sent before has been read), and every reply has left */
+    bool quiet = w->io == NULL || mp_natsio_unsubscribed(w->io) || now >= w->quiet_after;
+    if (w->head == NULL && mp_sched_alive(w->sched) == 0 && quiet && (w->io == NULL || mp_natsio_unsent(w->io) == 0))
         uv_stop(&w->loop);
 }
 
@@ -280,7 +283,7 @@ static void on_stop(uv_async_t *a)
     w->draining = true;
     int64_t now = mp_mono_ms();
     w->drain_until = now + atomic_load(&w->ls->drain_ms);
-    w->quiet_after = now + 100; /* the server acts on UNSUB within a round trip; what it sent before still comes */
+    w->quiet_after = now + 1000; /* a server that does not answer a PING within this will not send more either */
     if (w->io)
         mp_natsio_unsubscribe_requests(w->io);
     step(w);

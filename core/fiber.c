@@ -453,6 +453,17 @@ bool mp_fiber_park(int64_t at_ms)
     return f->woken;
 }
 
+void mp_fiber_sleep(int ms)
+{
+    int64_t until = mp_mono_ms() + ms;
+    if (mp_fiber_current() == NULL) {
+        usleep((useconds_t)ms * 1000);
+        return;
+    }
+    while (mp_mono_ms() < until)
+        mp_fiber_park(until); /* a wake left over from an earlier wait ends a park early: park again */
+}
+
 void mp_fiber_wake(mp_fiber_t *f)
 {
     mp_sched_t *s = f->s;
@@ -473,17 +484,6 @@ void mp_fiber_wake(mp_fiber_t *f)
     s->remote = f;
     pthread_mutex_unlock(&s->mu);
     mp_sched_kick(s);
-}
-
-void mp_fiber_sleep(int ms)
-{
-    if (mp_fiber_current() == NULL) {
-        usleep((useconds_t)ms * 1000);
-        return;
-    }
-    int64_t until = mp_mono_ms() + ms;
-    while (mp_mono_ms() < until) /* a stale wake may end a park early */
-        mp_fiber_park(until);
 }
 
 int64_t *mp_fiber_deadline(void)

@@ -4,10 +4,20 @@
  *
  * libuv 1.44 (Debian 12) cannot set SO_REUSEPORT itself, so each thread
  * makes its own socket with the option, binds it, and hands the fd to
- * uv_tcp_open(). Stopping is cross-thread: the controlling thread wakes each
- * loop with a uv_async; the loop closes its listener and polls its in-flight
- * count until it reaches zero or the drain time runs out.
+ * uv_tcp_open(). It listens only once the owner's thread_ready() says its
+ * thread can serve: a socket joins the port's SO_REUSEPORT group at
+ * listen(), so until then the kernel gives connections to the others.
+ *
+ * Draining a loop (stop): closing a listener resets every connection still
+ * in its accept queue, and a connection accepted a moment ago may not have
+ * sent its request yet. So the loop first accepts whatever is queued, then
+ * closes the listener (the kernel takes it out of the port's group, and
+ * new connections go to the other processes), and stops only when no
+ * request is in flight and no connection is younger than FRESH_MS. Stopping is cross-thread: the controlling thread
+ * wakes each loop with a uv_async; the loop closes its listener and polls its in-flight count until it reaches zero or
+ * the drain time runs out.
  */
+#define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -25,6 +35,9 @@
 #include "h2o/http2.h"
 #include "mp/log.h"
 
+/* A connection accepted this long ago that has not started a request is idle (keep-alive), not on its way. */
+#define FRESH_MS 300
+
 typedef struct loop_slot {
     mp_http_thread_t t;
     pthread_t tid;
@@ -33,9 +46,16 @@ typedef struct loop_slot {
     uv_async_t wake;
     uv_timer_t drain_timer;
     uint64_t drain_until;
+    uint64_t last_accept; /* uv_now() of the newest connection */
+    size_t conns;         /* connections open */
     h2o_accept_ctx_t accept_ctx;
     int started;
 } loop_slot_t;
+
+typedef struct conn {
+    uv_tcp_t tcp; /* first: libuv's close callback gets this */
+    loop_slot_t *slot;
+} conn_t;
 
 struct mp_http_server {
     mp_http_opts_t opts;
@@ -110,7 +130,7 @@ static int open_listener(mp_http_server_t *srv)
         return -1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
-        bind(fd, (struct sockaddr *)&srv->addr, srv->addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        bind(fd, (struct sockaddr *)&srv->addr, srv->addrlen) != 0) {
         int e = errno;
         close(fd);
         errno = e;
@@ -157,17 +177,19 @@ mp_status_t mp_http_server_reload_tls(mp_http_server_t *srv)
 
 /* ---- loop threads --------------------------------------------------------- */
 
-static void on_accept(uv_stream_t *listener, int status)
+static void on_conn_closed(uv_handle_t *h)
 {
-    loop_slot_t *s = listener->data;
-    if (status != 0)
-        return;
-    uv_tcp_t *conn = h2o_mem_alloc(sizeof(*conn));
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-        return;
-    }
+    conn_t *c = (conn_t *)h;
+    c->slot->conns--;
+    free(c);
+}
+
+/* Hands an accepted connection to h2o. */
+static void serve_conn(loop_slot_t *s, conn_t *c)
+{
+    uv_tcp_t *conn = &c->tcp;
+    s->conns++;
+    s->last_accept = uv_now(&s->t.loop);
     uv_tcp_nodelay(conn, 1);
     SSL_CTX *ssl = atomic_load(&s->t.server->ssl_ctx);
     if (ssl != NULL && s->accept_ctx.ssl_ctx != ssl) {
@@ -175,14 +197,57 @@ static void on_accept(uv_stream_t *listener, int status)
         SSL_CTX_free(s->accept_ctx.ssl_ctx);
         s->accept_ctx.ssl_ctx = ssl;
     }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
     h2o_accept(&s->accept_ctx, sock);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    loop_slot_t *s = listener->data;
+    if (status != 0)
+        return;
+    conn_t *c = h2o_mem_alloc(sizeof(*c));
+    c->slot = s;
+    uv_tcp_init(listener->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    serve_conn(s, c);
+}
+
+/* Accepts everything in the listener's queue, which closing it would reset. */
+static void accept_queued(loop_slot_t *s)
+{
+    uv_os_fd_t lfd;
+    if (uv_fileno((uv_handle_t *)&s->listener, &lfd) != 0)
+        return;
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return; /* EAGAIN: empty */
+        }
+        conn_t *c = h2o_mem_alloc(sizeof(*c));
+        c->slot = s;
+        uv_tcp_init(&s->t.loop, &c->tcp);
+        if (uv_tcp_open(&c->tcp, fd) != 0) {
+            close(fd);
+            uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+            continue;
+        }
+        serve_conn(s, c);
+    }
 }
 
 static void on_drain_tick(uv_timer_t *timer)
 {
     loop_slot_t *s = timer->data;
-    if (s->t.inflight == 0 || uv_now(&s->t.loop) >= s->drain_until)
+    uint64_t now = uv_now(&s->t.loop);
+    /* a connection accepted just now has its request on the way: it is in flight too */
+    bool fresh = s->conns > 0 && now < s->last_accept + FRESH_MS;
+    if ((s->t.inflight == 0 && !fresh) || now >= s->drain_until)
         uv_stop(&s->t.loop);
 }
 
@@ -192,10 +257,33 @@ static void on_wake(uv_async_t *async)
     mp_http_server_t *srv = s->t.server;
     if (!atomic_load(&srv->stopping))
         return;
+    accept_queued(s);
     uv_close((uv_handle_t *)&s->listener, NULL);
-    s->t.ctx.shutdown_requested = 1;
+    h2o_context_request_shutdown(&s->t.ctx); /* HTTP/1.1 answers with Connection: close, HTTP/2 sends GOAWAY */
     s->drain_until = uv_now(&s->t.loop) + (uint64_t)srv->drain_ms;
     uv_timer_start(&s->drain_timer, on_drain_tick, 0, 10);
+}
+
+static void on_ready_tick(uv_timer_t *t)
+{
+    (void)t; /* only wakes the loop, so the wait below looks again */
+}
+
+/* Runs the loop, the owner's connections making progress on it, until the owner says the thread can serve or the
+ * wait runs out (then it serves anyway, as it would have without the wait). */
+static void wait_until_ready(loop_slot_t *s)
+{
+    mp_http_server_t *srv = s->t.server;
+    if (srv->opts.thread_ready == NULL)
+        return;
+    uint64_t until = uv_now(&s->t.loop) + (uint64_t)(srv->opts.ready_wait_ms > 0 ? srv->opts.ready_wait_ms : 5000);
+    uv_timer_t tick;
+    uv_timer_init(&s->t.loop, &tick);
+    uv_timer_start(&tick, on_ready_tick, 5, 5);
+    while (!srv->opts.thread_ready(srv->opts.arg, &s->t) && uv_now(&s->t.loop) < until)
+        uv_run(&s->t.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&s->t.loop, UV_RUN_NOWAIT); /* the close completes before `tick` goes out of scope */
 }
 
 static void *loop_main(void *p)
@@ -214,13 +302,16 @@ static void *loop_main(void *p)
     uv_tcp_init(&s->t.loop, &s->listener);
     s->listener.data = s;
     uv_tcp_open(&s->listener, s->fd);
-    uv_listen((uv_stream_t *)&s->listener, SOMAXCONN, on_accept);
     uv_async_init(&s->t.loop, &s->wake, on_wake);
     s->wake.data = s;
     uv_timer_init(&s->t.loop, &s->drain_timer);
     s->drain_timer.data = s;
     if (srv->opts.on_thread_start)
         srv->opts.on_thread_start(srv->opts.arg, &s->t);
+    wait_until_ready(s);
+    int rc = uv_listen((uv_stream_t *)&s->listener, SOMAXCONN, on_accept);
+    if (rc != 0)
+        mp_log_kv(MP_LOG_ERROR, NULL, "cannot listen", "server", srv->name, "error", uv_strerror(rc), NULL);
     pthread_barrier_wait(&srv->ready);
 
     uv_run(&s->t.loop, UV_RUN_DEFAULT);

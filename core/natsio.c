@@ -65,6 +65,8 @@ struct mp_natsio {
     uv_timer_t pinger;
     int backoff_ms;
     int pings_out;
+    uint64_t pings_sent, pongs_got; /* on this connection: PONGs come back in the order of the PINGs */
+    uint64_t unsub_ping;            /* the PING sent after a drain's UNSUBs (0: none in flight on this connection) */
     size_t max_payload;
     int closing, handles_open;
     int64_t last_log;
@@ -134,6 +136,8 @@ static void send_connect(mp_natsio_t *n)
         mp_buf_puts(&b, "\"");
     }
     mp_buf_puts(&b, "}\r\nPING\r\n");
+    n->pings_sent = 1;
+    n->pongs_got = n->unsub_ping = 0; /* a new connection: only what it subscribes (nothing once drained) counts */
     if (n->subscribe)
         mp_buf_printf(&b, "SUB %s 1\r\n", n->subscribe);
     for (size_t i = 0; i < n->nsubs && !n->subs_off; i++)
@@ -363,6 +367,7 @@ static long parse_one(mp_natsio_t *n, const char *p, size_t avail)
         queue(n, "PONG\r\n", 6);
     } else if (ll >= 4 && strncasecmp(p, "PONG", 4) == 0) {
         n->pings_out = 0;
+        n->pongs_got++;
         if (n->state == S_AWAIT_PONG)
             on_ready(n);
     } else if (ll >= 4 && strncasecmp(p, "INFO", 4) == 0) {
@@ -479,6 +484,7 @@ static void drop(mp_natsio_t *n, const char *why)
         h2o_socket_close(s);
     }
     n->state = S_IDLE;
+    n->unsub_ping = 0; /* the subscriptions went with the connection */
     mp_buf_reset(&n->out);
     mp_buf_reset(&n->wbuf);
     if (n->closing) {
@@ -529,6 +535,7 @@ static void on_ping_timer(uv_timer_t *t)
         drop(n, "keep-alive PINGs unanswered");
         return;
     }
+    n->pings_sent++;
     queue(n, "PING\r\n", 6);
 }
 
@@ -634,9 +641,15 @@ void mp_natsio_unsubscribe_requests(mp_natsio_t *n)
     mp_buf_t b = MP_BUF_INIT;
     for (size_t i = 0; i < n->nsubs; i++)
         mp_buf_printf(&b, "UNSUB %zu\r\n", i + 2);
-    mp_buf_puts(&b, "PING\r\n"); /* its PONG tells nothing new, but makes the server act on the UNSUBs now */
+    mp_buf_puts(&b, "PING\r\n"); /* its PONG comes after every message the server sent for them */
+    n->unsub_ping = ++n->pings_sent;
     queue(n, b.base, b.len);
     mp_buf_dispose(&b);
+}
+
+bool mp_natsio_unsubscribed(const mp_natsio_t *n)
+{
+    return n->subs_off && (n->unsub_ping == 0 || n->pongs_got >= n->unsub_ping);
 }
 
 void mp_natsio_destroy(mp_natsio_t *n)

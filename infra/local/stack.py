@@ -458,6 +458,14 @@ class Stack:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path("pids", f"{name}.pid"))
 
+    def pause_nats_node(self, i: int) -> None:
+        """SIGSTOP NATS node i: it keeps its sockets open but answers nothing, as a node stalled by its host does."""
+        os.kill(self._pid(self.nats_names()[i]), signal.SIGSTOP)
+
+    def resume_nats_node(self, i: int) -> None:
+        """SIGCONT NATS node i after pause_nats_node()."""
+        os.kill(self._pid(self.nats_names()[i]), signal.SIGCONT)
+
     def stop_nats(self) -> None:
         """SIGTERM every NATS node (SIGKILL after STOP_GRACE); no-op for those not running."""
         for name in self.nats_names():
@@ -586,6 +594,21 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;""", superuser=True, dbname="postgres")
                      "-w", "-t", str(int(STOP_GRACE)), timeout=STOP_GRACE + 10)
             for p in _pids_in(os.path.join(self._pg_area(), "data")) if _alive(pid) else []:
                 _terminate(p, grace=0)  # postmaster and backends (each in its own session)
+
+    def restart_postgres(self) -> None:
+        """pg_ctl restart -m fast: every session is ended at once, the server starts again on the same port and data;
+        returns once it accepts connections."""
+        data = os.path.join(self._pg_area(), "data")
+        log = os.path.join(self._pg_area(), "postgres.log")
+        r = self._pg("pg_ctl", "restart", "-D", data, "-l", log, "-m", "fast", "-w", "-t", str(int(START_TIMEOUT)))
+        if r.returncode:
+            raise StackError(f"pg_ctl restart failed ({r.returncode}): {r.stdout.strip()} {r.stderr.strip()}\n"
+                             + _tail(log))
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._pg_ready():
+            if time.monotonic() > deadline:
+                raise StackError(f"postgres not ready on port {self.pg_port} after its restart\n" + _tail(log))
+            time.sleep(0.1)
 
     def psql(self, sql: str, superuser: bool = False, dbname: str = DB_NAME) -> str:
         """Run sql (may be several statements) via psql as role moonport; return stdout.

@@ -20,6 +20,7 @@
 #include "gateway.h"
 
 #define SYNC_INTERVAL_MS 30000
+#define KEYS_AT_START_MS 5000 /* how long start-up waits for auth's keys while auth is there but slow */
 
 gw_t gw_state;
 
@@ -61,12 +62,15 @@ static void on_revoked_event(natsConnection *nc, natsSubscription *sub, natsMsg 
     natsMsg_Destroy(msg);
 }
 
-static void sync_once(gw_t *gw)
+/* Fetches the keys and the revocations once; returns the keys' outcome (MP_EUNAVAIL at once when no Auth runs). */
+static mp_status_t sync_once(gw_t *gw)
 {
     mp_msg_t *reply = NULL;
     mp_bus_call_t jwks = {.subject = "auth.v1.jwks", .body = "{}", .len = 2, .timeout_ms = 2000};
-    if (mp_bus_request(&reply, gw->bus, &jwks) == MP_OK && mp_msg_status(reply) == 200 &&
-        gw_keys_install(gw, mp_msg_data(reply), mp_msg_len(reply)) != MP_OK)
+    mp_status_t st = mp_bus_request(&reply, gw->bus, &jwks);
+    if (st == MP_OK && mp_msg_status(reply) != 200)
+        st = mp_err_set(MP_EUNAVAIL, "auth answered %d", mp_msg_status(reply));
+    if (st == MP_OK && (st = gw_keys_install(gw, mp_msg_data(reply), mp_msg_len(reply))) != MP_OK)
         mp_log_kv(MP_LOG_ERROR, NULL, "auth served an unusable JWKS", "error", mp_err_get(), NULL);
     mp_msg_destroy(reply);
     reply = NULL;
@@ -81,6 +85,28 @@ static void sync_once(gw_t *gw)
     }
     json_decref(list);
     mp_msg_destroy(reply);
+    return st;
+}
+
+/* Before the listener opens: a gateway that took requests without Auth's keys would answer 401 to valid tokens
+ * (only one loop thread at a time may ask Auth for them), as a freshly started replica did in every rolling
+ * restart. With no Auth running at all it starts without them; the sync thread keeps asking every second. */
+static void fetch_keys_first(gw_t *gw)
+{
+    int64_t until = mp_now_ms() + KEYS_AT_START_MS;
+    mp_status_t st;
+    while ((st = sync_once(gw)) != MP_OK && st != MP_EUNAVAIL && mp_now_ms() < until)
+        usleep(100 * 1000);
+    if (st != MP_OK)
+        mp_log_kv(MP_LOG_WARN, NULL, "starting without auth's signing keys; tokens get 401 until they arrive", "error",
+                  mp_err_get(), NULL);
+}
+
+static bool have_keys(gw_t *gw)
+{
+    mp_jwks_t *have = gw_keys_get(gw->keys);
+    mp_jwks_release(have);
+    return have != NULL;
 }
 
 static void *sync_main(void *arg)
@@ -88,16 +114,15 @@ static void *sync_main(void *arg)
     gw_t *gw = arg;
     mp_log_set_thread_service("gateway");
     pthread_mutex_lock(&sync_thread.mu);
-    while (!sync_thread.stop) {
+    for (bool first = true; !sync_thread.stop; first = false) {
         pthread_mutex_unlock(&sync_thread.mu);
-        sync_once(gw);
+        if (!first || !have_keys(gw)) /* start-up fetched them a moment ago */
+            sync_once(gw);
         pthread_mutex_lock(&sync_thread.mu);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         /* quickly at first (auth may still be starting), then every 30 s */
-        mp_jwks_t *have = gw_keys_get(gw->keys);
-        until.tv_sec += have ? SYNC_INTERVAL_MS / 1000 : 1;
-        mp_jwks_release(have);
+        until.tv_sec += have_keys(gw) ? SYNC_INTERVAL_MS / 1000 : 1;
         pthread_cond_timedwait(&sync_thread.cv, &sync_thread.mu, &until);
     }
     pthread_mutex_unlock(&sync_thread.mu);
@@ -148,6 +173,13 @@ static void on_thread_start(void *arg, mp_http_thread_t *t)
             &t->loop, &th->retry_delay[i],
             (uint64_t)(gw->retry.backoff_ms * (2 + i)) / 4 > 0 ? (uint64_t)(gw->retry.backoff_ms * (2 + i)) / 4 : 1);
     t->user = th;
+}
+
+/* A loop thread serves once its own NATS connection is up: before that every call would answer 503. */
+static bool thread_ready(void *arg, mp_http_thread_t *t)
+{
+    gw_thread_t *th = t->user;
+    return mp_bus_loop_ready(th->bl);
 }
 
 static void on_thread_stop(void *arg, mp_http_thread_t *t)
@@ -260,6 +292,7 @@ static mp_status_t gateway_start(mp_svc_t *svc)
                                              "events.auth.session_revoked", on_revoked_event, gw);
     if (ns != NATS_OK)
         return mp_bus__from_nats(ns);
+    fetch_keys_first(gw);
     sync_thread.stop = 0;
     if (pthread_create(&sync_thread.tid, NULL, sync_main, gw) != 0)
         return mp_err_set(MP_ENOMEM, "cannot start the key sync thread");
@@ -275,6 +308,7 @@ static mp_status_t gateway_start(mp_svc_t *svc)
         .configure = configure_http,
         .on_thread_start = on_thread_start,
         .on_thread_stop = on_thread_stop,
+        .thread_ready = thread_ready,
         .arg = gw,
     };
     mp_status_t st = mp_http_server_start(&gw->http, &o);

@@ -221,8 +221,8 @@ mp_status_t order_idem_claim(bool *mine, order_idem_t *k, mp_svc_req_t *req)
             mp_svc_reply_problem(req, 409, "a request with this Idempotency-Key is still being processed", NULL);
             return MP_OK;
         }
-        if (seen == SEEN_RUNNING)
-            mp_fiber_sleep(POLL_MS); /* on a serving fiber: the claim's holder may be on this very thread */
+        if (seen == SEEN_RUNNING) /* the claimer may be a fiber of this very thread: let it (and the rest) run */
+            mp_fiber_sleep(POLL_MS);
     }
 }
 

@@ -75,8 +75,11 @@ class EngineTest(unittest.TestCase):
         r = self.get("/status/404")
         self.assertEqual(r.status, 404)
         self.assertEqual(self.get("/status/500").status, 502)
+        # a service that says it is down (its Postgres restarting) or out of time is not one that "answered badly"
         r = self.get("/status/503")
-        self.assertEqual(r.status, 502, r.body)
+        self.assertEqual(r.status, 503, r.body)
+        self.assertIn("echo.v1.status is unavailable", r.json["detail"])
+        self.assertEqual(self.get("/status/504").status, 504)
 
     def test_script_errors_are_500_problems_without_traceback(self):
         r = self.get("/boom", headers={"X-Request-Id": "boom-1"})

@@ -1,12 +1,15 @@
 """Start-up, outages and shutdown, black-box: a config error stops start-up
 with file:line; Postgres stopped under a running service turns readiness and
-requests into 503 and recovers; SIGTERM drains in-flight requests."""
+requests into 503 and recovers; SIGTERM drains in-flight requests; a gateway
+that is ready serves its first requests as well as any later ones, and one
+that drains serves the connections it accepted (issue 11: a rolling restart
+fails nothing)."""
 from __future__ import annotations
 
-import os, re, signal, subprocess, tempfile, threading, time, unittest
+import concurrent.futures, http.client, os, re, signal, subprocess, tempfile, threading, time, unittest
 
 import context
-from helpers import PASSWORD, client, register
+from helpers import PASSWORD, client, new_user, register
 from httpc import Client
 from moonport import ROOT
 
@@ -94,6 +97,45 @@ class DrainTest(unittest.TestCase):
         t.join(15)
         self.assertEqual(result["r"].status, 201)
         self.assertEqual(mp.proc.wait(15), 0)
+
+
+class GatewayTurnoverTest(unittest.TestCase):
+    """A gateway started beside the shared one, as a rolling restart starts a replacement."""
+
+    def test_first_requests_after_ready_find_the_keys_and_the_bus(self):
+        _, tokens = new_user(client())
+        gw = context.new_moonport(roles="gateway").start(wait_ready=False)
+        try:
+            gw.wait_ready(30)
+            # at once, on every loop thread: before, a thread other than the one fetching Auth's keys answered 401,
+            # and a thread whose NATS connection was still coming up answered 503
+            c = Client(gw.url)
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                got = list(pool.map(lambda _: c.get("/v1/users/me", token=tokens["access_token"]).status, range(32)))
+            self.assertEqual(got, [200] * 32)
+            msgs = [line.get("msg", "") for line in gw.log_lines()]
+            keys = next(i for i, m in enumerate(msgs) if "signing keys from auth" in m)
+            self.assertLess(keys, msgs.index("gateway listening"), "the listener opened before the keys were there")
+        finally:
+            self.assertEqual(gw.stop(), 0)
+
+    def test_connections_accepted_just_before_sigterm_are_served(self):
+        gw = context.new_moonport(roles="gateway").start()
+        conns = [http.client.HTTPConnection("127.0.0.1", gw.http_port, timeout=5) for _ in range(8)]
+        try:
+            for c in conns:
+                c.connect()
+            time.sleep(0.05)  # accepted by the gateway, no request sent yet
+            gw.signal(signal.SIGTERM)
+            time.sleep(0.05)  # the drain has begun: before, it ended at once (nothing in flight) and reset these
+            for c in conns:
+                c.request("GET", "/v1/products?limit=1")
+            self.assertEqual([c.getresponse().status for c in conns], [200] * 8)
+        finally:
+            for c in conns:
+                c.close()
+        self.assertEqual(gw.proc.wait(15), 0)
+        gw.stop()
 
 
 if __name__ == "__main__":

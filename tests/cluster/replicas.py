@@ -10,10 +10,15 @@ wave by wave is also how `make run CLUSTER=1` starts (infra/local/run.py):
 the first Auth makes the signing key the others then load.
 
     p = Platform(); p.start_wave(); ...; p.start_wave(); ...; p.stop()
+
+A process can be replaced in its slot (`replace`: after it was killed, or
+while it drains after SIGTERM), as an orchestrator replaces a pod; the
+processes replaced are kept (`retired`), so that what they delivered still
+counts.
 """
 from __future__ import annotations
 
-import json, re, urllib.request
+import json, re, signal, time, urllib.request
 
 import context
 import nats_auth
@@ -30,6 +35,7 @@ class Platform:
         self.http_port = stacklib.free_port()
         self.services = sorted(nats_auth.discovered())
         self.waves: list[dict[str, Moonport]] = []
+        self.retired: list[tuple[str, Moonport]] = []  # (role, process) replaced by another
 
     @property
     def url(self) -> str:
@@ -41,12 +47,36 @@ class Platform:
         wave: dict[str, Moonport] = {}
         self.waves.append(wave)
         for role in [*self.services, "gateway"]:
-            mp = Moonport(context.STACK, context.BINARY, roles=role, http_port=self.http_port, rate_limits=LIMITS,
-                          log_level="warn")
-            wave[role] = mp.start(wait_ready=False)
+            wave[role] = self._new(role).start(wait_ready=False)
         for mp in wave.values():
             mp.wait_ready(60)
         return wave
+
+    def _new(self, role: str) -> Moonport:
+        return Moonport(context.STACK, context.BINARY, roles=role, http_port=self.http_port, rate_limits=LIMITS,
+                        log_level="warn")
+
+    def replace(self, role: str, wave: int, sig: int | None = None,
+                ready_timeout: float = 60) -> tuple[Moonport, float]:
+        """Sends `sig` (none: it is already dead) to the process of `role` in wave `wave`, starts its replacement at
+        once and waits until that is ready on /readyz. Returns (the old process, seconds until the replacement was
+        ready); the old one may still be draining (its `proc.wait()` tells)."""
+        old = self.waves[wave][role]
+        if sig is not None:
+            old.signal(sig)
+        t0 = time.monotonic()
+        new = self._new(role).start(wait_ready=False)
+        self.waves[wave][role] = new
+        self.retired.append((role, old))
+        new.wait_ready(ready_timeout)
+        return old, time.monotonic() - t0
+
+    def kill(self, role: str, wave: int) -> Moonport:
+        """SIGKILL the process of `role` in wave `wave`, as a crash ends it, and waits until it is gone."""
+        mp = self.waves[wave][role]
+        mp.signal(signal.SIGKILL)
+        mp.proc.wait()
+        return mp
 
     def replicas(self, role: str) -> list[Moonport]:
         return [w[role] for w in self.waves]
@@ -57,7 +87,8 @@ class Platform:
 
     def notifications(self) -> list[dict]:
         """Every notification any notification replica delivered (each writes to its own directory)."""
-        return [n for mp in self.replicas("notification") for n in mp.notifications()]
+        return [n for mp in [*self.replicas("notification"), *(m for r, m in self.retired if r == "notification")]
+                for n in mp.notifications()]
 
     def stop(self) -> list[tuple[str, int | None]]:
         """SIGTERM every process, gateways first; returns (name, exit code) of each that did not exit 0."""
@@ -67,6 +98,8 @@ class Platform:
                 rc = wave[role].stop()
                 if rc != 0:
                     bad.append((f"{role} (wave {self.waves.index(wave) + 1})", rc))
+        for _, mp in self.retired:  # gone already, or killed by the test: their exits were the test's to judge
+            mp.stop()
         return bad
 
 

@@ -22,9 +22,7 @@ from __future__ import annotations
 import os, time, unittest
 
 import context
-from catalog import Catalog
-from helpers import new_user
-from httpc import Client
+from ledger import open_shop
 from load import Load, Tally
 from order_helpers import wait_for
 from replicas import Platform, events_copies_current, events_stream, metric_total, monitor
@@ -44,11 +42,8 @@ class ClusterTest(unittest.TestCase):
     def setUpClass(cls):
         cls.platform = Platform()
         cls.platform.start_wave()
-        c = Client(cls.platform.url)
-        cls.catalog = Catalog(cls.platform.gateway())
-        cls.products = [cls.catalog.add(f"Cluster mug {i}", 1000 + i, STOCK) for i in range(4)]
-        cls.users = [new_user(c) for _ in range(THREADS)]
-        cls.tokens = [tokens["access_token"] for _, tokens in cls.users]
+        shop = open_shop(cls.platform, "Cluster mug", 4, STOCK, THREADS)
+        cls.products, cls.tokens, cls.ledger = shop.products, shop.tokens, shop.ledger
 
     @classmethod
     def tearDownClass(cls):
@@ -56,18 +51,6 @@ class ClusterTest(unittest.TestCase):
         assert not bad, f"processes that did not drain and exit 0 on SIGTERM: {bad}"
 
     # ---- helpers -------------------------------------------------------------------------------------
-
-    def psql(self, sql: str) -> str:
-        return context.STACK.psql(sql)
-
-    def user_ids(self) -> str:
-        return "','".join(acct["user_id"] for acct, _ in self.users)
-
-    def wait_saga_done(self, timeout: float = 90) -> None:
-        """Until every order of the test's users is confirmed (or, wrongly, cancelled): the saga has drained."""
-        wait_for("every order left pending", lambda: self.psql(
-            f"SELECT count(*) FROM \"order\".orders WHERE user_id IN ('{self.user_ids()}') AND status = 'pending'"
-        ).strip() == "0", timeout, every=0.5)
 
     def measure(self, replicas: int) -> Tally:
         load = Load(self.platform.url, self.tokens, self.products)
@@ -82,7 +65,7 @@ class ClusterTest(unittest.TestCase):
               f"{tally.latency_ms('order', 0.99):.1f} ms) and as many product reads/s (p50 "
               f"{tally.latency_ms('read', 0.5):.1f} ms, p99 {tally.latency_ms('read', 0.99):.1f} ms); load average "
               f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
-        self.wait_saga_done()  # the next step starts from a quiet platform
+        self.assertTrue(self.ledger.wait_saga_done(), "orders left pending")  # the next step starts from a quiet platform
         return tally
 
     def counters(self) -> dict[str, list[float]]:
@@ -150,61 +133,13 @@ class ClusterTest(unittest.TestCase):
         wait_for("EVENTS with 3 current copies", lambda: events_copies_current(st.nats_http_ports), 30, every=0.5)
 
     def test_4_ledger_holds(self):
-        self.wait_saga_done()
         keys = {k: ids for t in self.tallies for k, ids in t.orders.items()}
         self.assertGreater(len(keys), 0)
-        self.assertEqual({k: ids for k, ids in keys.items() if len(ids) != 1}, {}, "a key answered two orders")
-        order_ids = sorted(i for ids in keys.values() for i in ids)
-        ids = "','".join(order_ids)
-        users = self.user_ids()
-        self.assertEqual(self.psql(f"SELECT count(*), count(*) FILTER (WHERE status = 'confirmed') FROM "
-                                   f"\"order\".orders WHERE user_id IN ('{users}')").strip(),
-                         f"{len(order_ids)}|{len(order_ids)}", "one order per key, every one confirmed")
-        for what, sql in (("payment", "SELECT order_id, count(*) FROM payment.payments WHERE status = 'succeeded' "
-                                      f"AND order_id IN ('{ids}') GROUP BY 1 HAVING count(*) <> 1"),
-                          ("payment.succeeded", "SELECT data->>'order_id', count(*) FROM payment.outbox WHERE type "
-                                                f"= 'payment.succeeded' AND data->>'order_id' IN ('{ids}') GROUP BY 1 "
-                                                "HAVING count(*) <> 1"),
-                          ("notification", "SELECT data->>'order_id', count(*) FROM notification.notifications "
-                                           f"WHERE template = 'order_confirmed' AND data->>'order_id' IN ('{ids}') "
-                                           "GROUP BY 1 HAVING count(*) <> 1")):
-            self.assertEqual(self.psql(sql).strip(), "", f"an order with other than one {what}")
-        self.assertEqual(int(self.psql("SELECT count(DISTINCT data->>'order_id') FROM notification.notifications "
-                                       f"WHERE template = 'order_confirmed' AND data->>'order_id' IN ('{ids}')")),
-                         len(order_ids), "an order without a confirmation notification")
-        delivered = wait_for_delivered(self.platform, set(order_ids))
-        self.assertEqual(sorted(delivered), order_ids, "one delivered confirmation per order, over both replicas")
-        self.assert_stock_conserved()
+        self.assertEqual(self.ledger.check(keys), [])
         dups = sum(metric_total(mp, "moonport_events_consumed_total", outcome="duplicate")
                    for role in ("payment", "notification", "order") for mp in self.platform.replicas(role))
-        print(f"\ncluster ledger: {len(order_ids)} orders, each confirmed, paid, notified and delivered once; "
-              f"{dups:.0f} redelivered events recognised as handled", flush=True)
-
-    def assert_stock_conserved(self):
-        pids = "','".join(self.products)
-        stock = dict(line.split("|") for line in self.psql(
-            f"SELECT id, stock FROM product.products WHERE id IN ('{pids}')").split())
-        held = dict(line.split("|") for line in self.psql(
-            "SELECT i.product_id, sum(i.quantity) FROM \"order\".order_items i JOIN \"order\".orders o ON o.id = "
-            f"i.order_id WHERE o.status = 'confirmed' AND i.product_id IN ('{pids}') GROUP BY 1").split())
-        self.assertEqual({p: STOCK - int(held.get(p, 0)) for p in self.products},
-                         {p: int(stock[p]) for p in self.products}, "initial stock - confirmed = stock left")
-
-
-def wait_for_delivered(platform: Platform, order_ids: set[str]) -> list[str]:
-    """The order ids of the order_confirmed notifications delivered, once all of them are (or after 60 s)."""
-    got: list[str] = []
-
-    def all_there() -> bool:
-        got[:] = [n["data"]["order_id"] for n in platform.notifications()
-                  if n["template"] == "order_confirmed" and n["data"].get("order_id") in order_ids]
-        return set(got) >= order_ids
-
-    try:
-        wait_for("every confirmation delivered", all_there, 60, every=0.5)
-    except AssertionError:
-        pass  # the caller's comparison says what is missing
-    return got
+        print(f"\ncluster ledger: {self.ledger.summary['orders']} orders, each confirmed, paid, notified and delivered "
+              f"once; {dups:.0f} redelivered events recognised as handled", flush=True)
 
 
 if __name__ == "__main__":

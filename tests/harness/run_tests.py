@@ -10,11 +10,12 @@
      in tests/blackbox/ against it, then stops it with SIGTERM (it must exit 0)
   5. stops the servers and removes the temp dir
 
-Only when asked for (--only cluster, `make test-cluster`): a stack whose NATS
-is a 3-node cluster, and the tests in tests/cluster/, which start the
+Only when asked for (--only cluster, `make test-cluster`; --only chaos,
+`make chaos`): a stack whose NATS is a 3-node cluster, and the tests in
+tests/cluster/ or tests/chaos/ (faults under load), which start the
 platform's processes themselves (replicas of every role).
 
-Usage: run_tests.py [--build build] [--only unit,lua,integration,blackbox,cluster] [-k pattern]
+Usage: run_tests.py [--build build] [--only unit,lua,integration,blackbox,cluster,chaos] [-k pattern]
 Exit status: 0 when everything passed.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "infra", "local"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "blackbox"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))  # the load, the replicas and the ledger, for tests/chaos
 
 import context  # noqa: E402
 import stack as stacklib  # noqa: E402
@@ -106,14 +108,14 @@ def blackbox(pattern: str | None, folder: str = "blackbox") -> tuple[int, int]:
     return result.testsRun - bad, bad
 
 
-def cluster(binary: str, pattern: str | None) -> tuple[int, int]:
-    """tests/cluster/ on a stack of its own whose NATS is a 3-node cluster; no shared moonport."""
+def cluster(binary: str, pattern: str | None, folder: str = "cluster") -> tuple[int, int]:
+    """tests/<folder>/ (cluster, chaos) on a stack of its own whose NATS is a 3-node cluster; no shared moonport."""
     stack = stacklib.temp_stack(nats_nodes=3)
     print(f"\nstarting a 3-node NATS cluster, Postgres and Redis in {stack.root}", flush=True)
     try:
         stack.start()
         context.STACK, context.BINARY, context.MOONPORT = stack, binary, None
-        return blackbox(pattern, "cluster")
+        return blackbox(pattern, folder)
     finally:
         stack.stop()
 
@@ -164,8 +166,9 @@ def main() -> int:
         if stack:
             stack.stop()
 
-    if "cluster" in parts:
-        tally.add("cluster", *cluster(binary, args.pattern))
+    for folder in ("cluster", "chaos"):
+        if folder in parts:
+            tally.add(folder, *cluster(binary, args.pattern, folder))
 
     print("\n" + tally.line(time.time() - t0), flush=True)
     return 0 if tally.failed == 0 else 1

@@ -4,7 +4,8 @@
  *
  * A scheduler belongs to one thread and runs many fibers on it, each on its
  * own small stack. Code that may wait asks through mp_fiber_wait_fd() or
- * mp_fiber_park(): on a fiber these switch to the next ready fiber and the
+ * mp_fiber_park() (or sleeps, mp_fiber_sleep()): on a fiber these switch to
+ * the next ready fiber and the
  * scheduler's epoll wakes the waiter; on a plain thread they simply block
  * (poll(), a condition variable), so the same code serves both. Handlers
  * keep reading top to bottom; what changes is only who waits.
@@ -61,8 +62,8 @@ int mp_fiber_wait_fd(int fd, short events, int64_t at_ms);
 bool mp_fiber_park(int64_t at_ms);
 /** Wakes `f` if it is parked, or lets its next park return at once. Any thread. */
 void mp_fiber_wake(mp_fiber_t *f);
-/** Sleeps `ms` milliseconds: a fiber parks (its thread serves others meanwhile), a plain thread sleeps. Use it, not
- *  usleep(), in anything a handler may run. */
+/** Waits `ms` milliseconds: on a fiber the thread runs the other fibers meanwhile (usleep() there would hold them
+ *  all up, and with them whatever they hold, such as pool connections); on a plain thread it sleeps. */
 void mp_fiber_sleep(int ms);
 /** The request deadline (wall-clock ms since the epoch, 0: none) of the running fiber, or of the thread when not on
  *  a fiber. Writable: the service framework sets it around each handler. */

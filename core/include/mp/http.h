@@ -49,6 +49,11 @@ typedef struct mp_http_opts {
     void (*configure)(void *arg, h2o_globalconf_t *conf, h2o_hostconf_t *host);
     void (*on_thread_start)(void *arg, mp_http_thread_t *t); /* on the new loop thread */
     void (*on_thread_stop)(void *arg, mp_http_thread_t *t);  /* on the loop thread, after its loop stopped */
+    /* optional, on the loop thread: can it serve yet (its own connections up)? Until it says so, or ready_wait_ms
+     * (default 5000) passed, the thread runs its loop without listening, so the kernel gives new connections to
+     * the other processes on the port (SO_REUSEPORT) instead of queueing them where they would fail */
+    bool (*thread_ready)(void *arg, mp_http_thread_t *t);
+    int ready_wait_ms;
     void *arg;
 } mp_http_opts_t;
 

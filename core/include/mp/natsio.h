@@ -75,6 +75,11 @@ bool mp_natsio_ready(const mp_natsio_t *n);
 /** Unsubscribes the request subscriptions (for a drain): messages the server sent before it saw this still arrive;
  *  reconnects no longer subscribe them. */
 void mp_natsio_unsubscribe_requests(mp_natsio_t *n);
+/** True once the request subscriptions are gone on the server's side: after mp_natsio_unsubscribe_requests(), the
+ *  PONG to the PING that followed the UNSUBs has come back, so every message the server sent for them has been read
+ *  (and handed to on_request); or the connection they were on dropped and no later one subscribed them. False
+ *  before mp_natsio_unsubscribe_requests(). Loop thread. */
+bool mp_natsio_unsubscribed(const mp_natsio_t *n);
 /** Bytes queued or being written (0 once everything published has been handed to the kernel, or when down). */
 size_t mp_natsio_unsent(const mp_natsio_t *n);
 /** Queues a message with headers; it leaves with everything else queued in this loop iteration. Header names and

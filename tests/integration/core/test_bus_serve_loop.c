@@ -2,15 +2,25 @@
  * Integration tests for serving on loop connections with fibers (core/bus_serve_loop.c, core/fiber.c) against a
  * real nats-server and Postgres: one worker thread keeps many statements in flight, a handler's call to another
  * service parks only its fiber, headers and bodies cross intact, and a drain finishes what had arrived.
+ *
+ * Against a fake server in this process, which holds back its PONG to the PING after a drain's UNSUBs and sends
+ * requests first, as a busy server (or a cluster's route) delivers what it routed before it saw the UNSUB: a
+ * drain serves those like any request in flight, and waits for that PONG before it ends.
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "mp/bus.h"
@@ -247,6 +257,211 @@ static void test_a_drain_finishes_what_arrived(void **state)
     mp_bus_server_destroy(srv);
 }
 
+/* ---- a fake server for the drain's last moments --------------------------------------------- */
+
+#define FAKE_CONNS 8
+#define LATE_REQUESTS 3
+
+/* Speaks enough NATS for nats.c and the loop connections: INFO, PONG to every PING. On the connection that
+ * subscribed test.v1.sleepy, the PING that follows its UNSUB is answered `delay_ms` later, and LATE_REQUESTS
+ * requests for the unsubscribed sid go out before that PONG; what the connection publishes after its UNSUB (the
+ * replies) is kept in `after`. */
+typedef struct fake_nats {
+    int lfd, port, delay_ms;
+    pthread_t thread;
+    _Atomic int stop;
+    pthread_mutex_t mu;
+    char after[16384];
+    size_t after_len;
+} fake_nats_t;
+
+typedef struct fake_conn {
+    int fd;
+    char buf[65536];
+    size_t len;
+    long sid; /* of test.v1.sleepy, -1 before it is subscribed */
+    bool unsubscribed, answered;
+} fake_conn_t;
+
+static void fake_write(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Handles the complete lines (and payloads) in c->buf. */
+static void fake_serve(fake_nats_t *f, fake_conn_t *c)
+{
+    size_t off = 0;
+    for (;;) {
+        char *p = c->buf + off, *eol = memmem(p, c->len - off, "\r\n", 2);
+        if (eol == NULL)
+            break;
+        size_t used = (size_t)(eol - p) + 2;
+        char line[512];
+        snprintf(line, sizeof(line), "%.*s", (int)(eol - p < 511 ? eol - p : 511), p);
+        if (strncmp(line, "PUB ", 4) == 0 || strncmp(line, "HPUB ", 5) == 0) {
+            size_t total = (size_t)atol(strrchr(line, ' ') + 1);
+            if (c->len - off < used + total + 2)
+                break; /* the payload is still on its way */
+            used += total + 2;
+            pthread_mutex_lock(&f->mu);
+            if (c->unsubscribed && f->after_len + used < sizeof(f->after)) {
+                memcpy(f->after + f->after_len, p, used);
+                f->after_len += used;
+            }
+            pthread_mutex_unlock(&f->mu);
+        } else if (strncmp(line, "SUB test.v1.sleepy ", 19) == 0) {
+            c->sid = atol(strrchr(line, ' ') + 1);
+        } else if (strncmp(line, "UNSUB ", 6) == 0 && atol(line + 6) == c->sid) {
+            c->unsubscribed = true;
+        } else if (strcmp(line, "PING") == 0) {
+            if (c->unsubscribed && !c->answered) {
+                c->answered = true;
+                usleep((useconds_t)f->delay_ms * 1000);
+                for (int i = 0; i < LATE_REQUESTS; i++) {
+                    char msg[128];
+                    int n =
+                        snprintf(msg, sizeof(msg), "MSG test.v1.sleepy %ld _INBOX.late.%d 4\r\nlate\r\n", c->sid, i);
+                    fake_write(c->fd, msg, (size_t)n);
+                }
+            }
+            fake_write(c->fd, "PONG\r\n", 6);
+        }
+        off += used;
+    }
+    memmove(c->buf, c->buf + off, c->len - off);
+    c->len -= off;
+}
+
+static void *fake_main(void *arg)
+{
+    fake_nats_t *f = arg;
+    fake_conn_t *conns = calloc(FAKE_CONNS, sizeof(*conns));
+    int n = 0;
+    char info[256];
+    int ilen = snprintf(info, sizeof(info),
+                        "INFO {\"server_id\":\"fake\",\"version\":\"2.10.0\",\"proto\":1,\"headers\":true,"
+                        "\"max_payload\":1048576,\"host\":\"127.0.0.1\",\"port\":%d}\r\n",
+                        f->port);
+    while (!atomic_load(&f->stop)) {
+        struct pollfd pf[FAKE_CONNS + 1] = {{.fd = f->lfd, .events = POLLIN}};
+        for (int i = 0; i < n; i++)
+            pf[i + 1] = (struct pollfd){.fd = conns[i].fd, .events = POLLIN};
+        if (poll(pf, (nfds_t)n + 1, 20) <= 0)
+            continue;
+        if ((pf[0].revents & POLLIN) && n < FAKE_CONNS) {
+            int fd = accept(f->lfd, NULL, NULL);
+            if (fd >= 0) {
+                conns[n] = (fake_conn_t){.fd = fd, .sid = -1};
+                fake_write(fd, info, (size_t)ilen);
+                n++;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            if (!(pf[i + 1].revents & (POLLIN | POLLHUP)) || conns[i].fd < 0)
+                continue;
+            ssize_t r = read(conns[i].fd, conns[i].buf + conns[i].len, sizeof(conns[i].buf) - conns[i].len);
+            if (r <= 0) {
+                close(conns[i].fd);
+                conns[i].fd = -1;
+                continue;
+            }
+            conns[i].len += (size_t)r;
+            fake_serve(f, &conns[i]);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (conns[i].fd >= 0)
+            close(conns[i].fd);
+    free(conns);
+    return NULL;
+}
+
+static void fake_start(fake_nats_t *f, int delay_ms)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    memset(f, 0, sizeof(*f));
+    f->delay_ms = delay_ms;
+    pthread_mutex_init(&f->mu, NULL);
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->lfd, 8), 0);
+    getsockname(f->lfd, (struct sockaddr *)&a, &len);
+    f->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(fake_nats_t *f)
+{
+    atomic_store(&f->stop, 1);
+    pthread_join(f->thread, NULL);
+    close(f->lfd);
+    pthread_mutex_destroy(&f->mu);
+}
+
+/* How often `what` occurs in what the serving connection published after its UNSUBs. */
+static int fake_count_after(fake_nats_t *f, const char *what)
+{
+    int n = 0;
+    pthread_mutex_lock(&f->mu);
+    for (const char *p = f->after, *end = f->after + f->after_len;
+         (p = memmem(p, (size_t)(end - p), what, strlen(what))) != NULL; p++)
+        n++;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+/* Drains a one-worker server whose fake server delivers LATE_REQUESTS requests `delay_ms` after the UNSUBs, then
+ * says it has stopped sending; returns how many were answered 201 (and checks that none was refused). */
+static int late_requests_answered(int delay_ms)
+{
+    fake_nats_t f;
+    mp_bus_t *fbus = NULL;
+    mp_bus_server_t *srv;
+    char url[64];
+    fake_start(&f, delay_ms);
+    snprintf(url, sizeof(url), "nats://127.0.0.1:%d", f.port);
+    mp_bus_opts_t o = {.url = url, .name = "fake_drain", .send_asap = true};
+    assert_int_equal(mp_bus_connect(&fbus, &o), MP_OK);
+    mp_bus_server_opts_t so = {.workers = 1, .fibers = 8, .nats_loop = true, .name = "drainsrv"};
+    assert_int_equal(mp_bus_server_create(&srv, fbus, &so), MP_OK);
+    assert_int_equal(mp_bus_server_add(srv, "test.v1.sleepy", "test", sleepy_handler, NULL), MP_OK);
+    assert_int_equal(mp_bus_server_start(srv), MP_OK);
+    int64_t t0 = mp_now_ms();
+    mp_bus_server_drain(srv, 3000);
+    int64_t took = mp_now_ms() - t0;
+    int64_t until = mp_now_ms() + 2000;
+    while (fake_count_after(&f, "Status: 201") < LATE_REQUESTS && mp_now_ms() < until)
+        usleep(5000);
+    int answered = fake_count_after(&f, "Status: 201");
+    assert_int_equal(fake_count_after(&f, "Status: 503"), 0);
+    assert_true(took >= delay_ms); /* it waited for the server's word */
+    mp_bus_server_destroy(srv);
+    mp_bus_destroy(fbus);
+    fake_stop(&f);
+    return answered;
+}
+
+static void test_a_drain_serves_what_the_server_sent_before_it_saw_the_unsub(void **state)
+{
+    (void)state;
+    assert_int_equal(late_requests_answered(20), LATE_REQUESTS);
+}
+
+static void test_a_drain_waits_for_the_server_to_confirm_the_unsub(void **state)
+{
+    (void)state;
+    /* a busy server (or a cluster route) may take longer than any fixed wait to act on the UNSUB */
+    assert_int_equal(late_requests_answered(400), LATE_REQUESTS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +469,8 @@ int main(void)
         cmocka_unit_test(test_headers_and_bodies_cross_the_loop_connection),
         cmocka_unit_test(test_a_nested_call_parks_its_fiber_not_its_worker),
         cmocka_unit_test(test_a_drain_finishes_what_arrived),
+        cmocka_unit_test(test_a_drain_serves_what_the_server_sent_before_it_saw_the_unsub),
+        cmocka_unit_test(test_a_drain_waits_for_the_server_to_confirm_the_unsub),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

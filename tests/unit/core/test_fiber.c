@@ -1,6 +1,7 @@
 /*
  * test_fiber.c: unit tests for core/fiber.c: waits on descriptors and deadlines, park and wake (same thread, other
- * thread, wake before park), per-fiber error text and deadline, the fiber limit and reuse.
+ * thread, wake before park), per-fiber error text and deadline, the fiber limit and reuse, and a sleep that lets the
+ * other fibers of its thread run.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -231,6 +232,43 @@ static void test_the_limit_holds_and_finished_fibers_are_reused(void **state)
     mp_sched_destroy(s);
 }
 
+typedef struct sleep_case {
+    int64_t slept_from, slept_until, other_ran_at;
+} sleep_case_t;
+
+static void sleep_100(void *arg)
+{
+    sleep_case_t *c = arg;
+    c->slept_from = mp_mono_ms();
+    mp_fiber_sleep(100);
+    c->slept_until = mp_mono_ms();
+}
+
+static void run_meanwhile(void *arg)
+{
+    sleep_case_t *c = arg;
+    mp_fiber_sleep(10);
+    c->other_ran_at = mp_mono_ms();
+}
+
+static void test_a_sleeping_fiber_lets_the_others_of_its_thread_run(void **state)
+{
+    (void)state;
+    mp_sched_t *s;
+    sleep_case_t c = {0};
+    assert_int_equal(mp_sched_create(&s, 4, 64), MP_OK);
+    assert_true(mp_sched_spawn(s, sleep_100, &c));
+    assert_true(mp_sched_spawn(s, run_meanwhile, &c));
+    int64_t t0 = mp_mono_ms();
+    while (mp_sched_alive(s) > 0 && mp_mono_ms() - t0 < 2000)
+        mp_sched_run(s, 500);
+    assert_int_equal(mp_sched_alive(s), 0);
+    assert_true(c.slept_until - c.slept_from >= 100);
+    /* usleep() would have held the thread: the other fiber could only have run after the 100 ms */
+    assert_true(c.other_ran_at > 0 && c.other_ran_at < c.slept_until);
+    mp_sched_destroy(s);
+}
+
 static void test_outside_a_fiber_waits_block_as_before(void **state)
 {
     (void)state;
@@ -241,6 +279,9 @@ static void test_outside_a_fiber_waits_block_as_before(void **state)
     assert_int_equal(write(fds[1], "x", 1), 1);
     assert_int_equal(mp_fiber_wait_fd(fds[0], POLLIN, mp_mono_ms() + 1000), 1);
     assert_false(mp_fiber_park(0)); /* nothing to park: returns instead of hanging */
+    int64_t t0 = mp_mono_ms();
+    mp_fiber_sleep(20);
+    assert_true(mp_mono_ms() - t0 >= 20);
     close(fds[0]);
     close(fds[1]);
 }
@@ -255,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_a_park_ends_at_its_deadline_unwoken),
         cmocka_unit_test(test_error_text_and_deadline_belong_to_each_fiber),
         cmocka_unit_test(test_the_limit_holds_and_finished_fibers_are_reused),
+        cmocka_unit_test(test_a_sleeping_fiber_lets_the_others_of_its_thread_run),
         cmocka_unit_test(test_outside_a_fiber_waits_block_as_before),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,6 +35,13 @@ t.case("a service's 404 passes through with its detail; a 500 becomes 502", func
   t.eq(t.get("/status/500").status, 502)
 end)
 
+t.case("a service's 503 (its database down) and 504 stand: they are not answers that went wrong", function()
+  t.fail("echo.v1.status", 503)
+  t.eq(t.get("/status/503").status, 503)
+  t.fail("echo.v1.status", 504)
+  t.eq(t.get("/status/504").status, 504)
+end)
+
 t.case("fixture files, typed params and bad params", function()
   t.reply("echo.v1.cached", t.file("fixtures/cached.json"))
   t.eq(t.get("/cached?k=a").body, { k = "from-fixture" })
