@@ -13,7 +13,9 @@ The steps build on each other and run in order (their names are numbered):
   4. the ledger of all three steps: one order per Idempotency-Key, one
      payment, one payment.succeeded event and one confirmation notification
      (stored and delivered) per order, and per product the initial stock
-     minus what confirmed orders hold is the stock left.
+     minus what confirmed orders hold is the stock left;
+  5. a session revoked through one gateway is refused by both within a
+     second (each new connection lands on either, SO_REUSEPORT).
 
 The rates are printed ("cluster rate: ..."); docs/reliability.md has them.
 """
@@ -22,6 +24,8 @@ from __future__ import annotations
 import os, time, unittest
 
 import context
+from helpers import login, new_user
+from httpc import Client
 from ledger import open_shop
 from load import Load, Tally
 from order_helpers import wait_for
@@ -140,6 +144,37 @@ class ClusterTest(unittest.TestCase):
                    for role in ("payment", "notification", "order") for mp in self.platform.replicas(role))
         print(f"\ncluster ledger: {self.ledger.summary['orders']} orders, each confirmed, paid, notified and delivered "
               f"once; {dups:.0f} redelivered events recognised as handled", flush=True)
+
+    def test_5_a_revoked_session_is_refused_by_every_gateway_within_a_second(self):
+        c = Client(self.platform.url)
+        gateways = self.platform.replicas("gateway")
+        self.assertEqual(len(gateways), 2)
+        acct, keep = new_user(c)
+        doomed = login(c, acct["email"])
+        sid = next(s["id"] for s in c.get("/v1/auth/sessions", token=doomed["access_token"]).json["items"]
+                   if s["id"] != self._sid(keep))
+
+        def refusals():
+            return [metric_total(g, "moonport_http_requests_total", status="401") for g in gateways]
+
+        for _ in range(20):  # both gateways accept it first (each request is a new connection)
+            self.assertEqual(c.get("/v1/auth/sessions", token=doomed["access_token"]).status, 200)
+        self.assertEqual(c.delete(f"/v1/auth/sessions/{sid}", token=keep["access_token"]).status, 204)
+        revoked_at = time.monotonic()
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - revoked_at)))
+        before = refusals()
+        statuses = [c.get("/v1/auth/sessions", token=doomed["access_token"]).status for _ in range(40)]
+        self.assertEqual(set(statuses), {401}, "a gateway still took the revoked session a second later")
+        refused = [a - b for a, b in zip(refusals(), before)]
+        print(f"\ncluster revocation: 40 of 40 refused 1 s after the revoke, by gateway: {refused}", flush=True)
+        self.assertTrue(all(n > 0 for n in refused), f"the requests did not reach both gateways: {refused}")
+        self.assertEqual(c.get("/v1/auth/sessions", token=keep["access_token"]).status, 200)
+
+    @staticmethod
+    def _sid(tokens: dict) -> str:
+        import base64, json
+        payload = tokens["access_token"].split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
 
 
 if __name__ == "__main__":
