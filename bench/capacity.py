@@ -33,7 +33,7 @@ docs/capacity.md (`--no-docs`: print only).
 """
 from __future__ import annotations
 
-import argparse, collections, importlib.util, json, os, socket, sys, tempfile, threading, time
+import argparse, collections, importlib.util, json, os, shutil, socket, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -47,7 +47,7 @@ if not hasattr(bench, "wrk"):
     _spec.loader.exec_module(bench)
 import context  # noqa: E402 (tests/harness: what replicas.Platform starts processes against)
 import stack as stacklib  # noqa: E402
-from helpers import PASSWORD, login, new_user  # noqa: E402 (tests/blackbox)
+from helpers import PASSWORD, new_user  # noqa: E402 (tests/blackbox)
 from httpc import Client  # noqa: E402
 from replicas import Platform, metric_total  # noqa: E402 (tests/cluster)
 
@@ -326,7 +326,6 @@ def measure(build: str, seconds: float) -> dict:
             r = c.post("/v1/orders", json.loads(order_bodies[0]), token=tok,
                        headers={"Idempotency-Key": os.urandom(8).hex()})
             assert r.status == 201, r.body
-        login(c, users[0][0]["email"])
         cost = st.psql("SELECT split_part(password_hash, '$', 3) FROM auth.users LIMIT 1").strip()
         quiet(st)
         a = Snapshot(platform, st)
@@ -356,6 +355,7 @@ def measure(build: str, seconds: float) -> dict:
             else:
                 os.environ[k] = v
         st.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
         if bad:
             print(f"capacity: processes that did not exit 0 on SIGTERM: {bad}", file=sys.stderr)
 
@@ -399,7 +399,9 @@ def report(r: dict) -> list[str]:
              "(the chart's `gateway.threads: 2`; services at their default 4 workers), one NATS node, Postgres and "
              f"Redis on the same machine; {r['seconds']:.0f} s windows after {WARM_S} s of warm-up; passwords hashed "
              f"at production cost (`{r['scrypt']}`). Each level ran twice, the rounds interleaved ({light}, {heavy}, "
-             f"{light}, {heavy}); both are shown, as `round 1 · round 2`.", "",
+             f"{light}, {heavy}); both are shown, as `round 1 · round 2`. Other tenants took "
+             f"{min(w['others_cores'] for w in runs):.2f}-{max(w['others_cores'] for w in runs):.2f} cores during "
+             "the windows.", "",
              "| level | wrk | logins | gateway req/s | orders/s | p50 / p99 (wrk) | failed | machine busy | "
              "other tenants |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, conns, delay_ms, login_rate in LEVELS:
