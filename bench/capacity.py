@@ -243,7 +243,8 @@ def drive(platform: Platform, st, level: tuple, seconds: float, tokens: list[str
         msg = (f"capacity: {name}: {out['wrk']['non_2xx']} non-2xx answers to wrk, {bad_logins} failed logins, "
                f"socket errors: {w['socket_errors']}")
         if w["failed"] > 0.01 * out["wrk"]["rps"] * total:  # the figures per request would be about refusals
-            raise SystemExit(msg)
+            logs = "\n".join(f"--- {role} ---\n{mp.log_tail(15)}" for role, mp in platform.waves[0].items())
+            raise SystemExit(f"{msg}\n{logs}")
         print(msg, flush=True)
     return w
 
