@@ -12,6 +12,10 @@ same echo responders (mp-echo, answering ~1 KB JSON), loaded by the same wrk:
              (bench/rest), once with every policy on (JWT check, Redis rate
              limit, validation, circuit breaker, retries) and once all off
 
+and, last, on a stack of its own, the capacity notes (bench/capacity.py:
+CPU and memory per role per 1,000 requests/s, one process per role, written
+to docs/capacity.md).
+
 The echo rows run twice: with responders that write each reply at once
 (send_asap, the services' default) and with nats.c's default of batching
 writes for up to 1 ms. The BFFs take turns, two rounds, each keeping its
@@ -32,6 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 import stack as stacklib  # noqa: E402
 import services as services_bench  # noqa: E402 (bench/services.py)
 import search_scale  # noqa: E402 (bench/search_scale.py)
+import capacity  # noqa: E402 (bench/capacity.py)
 from httpc import Client  # noqa: E402
 from moonport import Moonport  # noqa: E402
 
@@ -53,10 +58,13 @@ def check_optimised(build: str) -> None:
                          "(`make bench` builds build-bench with RelWithDebInfo)")
 
 
-def wrk(url: str, seconds: int, connections: int, headers: list[str] | None = None) -> dict:
+def wrk(url: str, seconds: int, connections: int, headers: list[str] | None = None, script: str | None = None) -> dict:
+    """wrk with one thread; `script`: a wrk Lua script (bench/capacity.py's picks each request's path)."""
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     for h in headers or []:
         argv[1:1] = ["-H", h]
+    if script:
+        argv[1:1] = ["-s", script]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
 
     def ms(label):
@@ -193,15 +201,20 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--no-docs", action="store_true")
-    ap.add_argument("--only", choices=("all", "services", "search"), default="all",
+    ap.add_argument("--only", choices=("all", "services", "search", "capacity"), default="all",
                     help="services: only the services section; search: only search as the catalogue grows (a fresh "
-                         "stack each, printed, docs untouched)")
+                         "stack each, printed, docs untouched); capacity: only the capacity notes (bench/capacity.py, "
+                         "which writes docs/capacity.md unless --no-docs)")
+    ap.add_argument("--capacity-seconds", type=float, default=15, help="each window of the capacity section")
     ap.add_argument("--search-sizes", default=",".join(str(n) for n in search_scale.SIZES),
                     help="catalogue sizes for the search rows, smallest first")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     check_optimised(build)
     binary = os.path.join(build, "moonport")
+    if args.only == "capacity":
+        capacity.run(build, args.capacity_seconds, not args.no_docs)
+        return 0
     ensure_node_deps()
 
     st = stacklib.temp_stack()
@@ -308,6 +321,8 @@ def main() -> int:
         st.stop()
 
     report(results, args)
+    # last, on a stack of its own: one process per role, as Kubernetes runs them (docs/capacity.md)
+    capacity.run(build, args.capacity_seconds, not args.no_docs)
     return 0
 
 
