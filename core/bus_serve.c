@@ -7,12 +7,9 @@
  * push. Draining flips `draining` so workers exit once the queue is empty,
  * after the subscriptions are gone so nothing new arrives.
  *
- * With fibers, a worker is a scheduler (core/fiber.c) instead: it takes up
- * to BATCH jobs a round, runs each on a fiber, and sleeps in epoll rather
- * than on the condition variable. A worker asleep with room for more marks
- * itself `hungry`; a push kicks one hungry worker (round robin, so load
- * spreads over threads), and a worker that leaves jobs queued kicks the
- * next, so a burst does not pile onto one thread.
+ * With `nats_loop` and fibers the server is bus_serve_loop.c's instead:
+ * this file then only gathers the routes and hands them over at
+ * mp_bus_server_start().
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -22,7 +19,6 @@
 #include <string.h>
 #include "mp/alloc.h"
 #include "mp/bus_serve.h"
-#include "mp/fiber.h"
 #include "mp/log.h"
 #include "bus_serve_int.h"
 
@@ -44,12 +40,7 @@ typedef struct job {
 typedef struct worker {
     mp_bus_server_t *srv;
     int index;
-    mp_sched_t *sched; /* fibers only; set before the thread serves, under srv->mu */
-    bool hungry;       /* asleep in epoll with room for more jobs; under srv->mu */
 } worker_t;
-
-/* Jobs a fiber worker starts per round before it looks at its fibers again. */
-#define BATCH 8
 
 struct mp_bus_server {
     mp_bus_t *bus;
@@ -58,7 +49,6 @@ struct mp_bus_server {
     pthread_t *threads;
     worker_t *workers;
     int nthreads;
-    int kick_next; /* round robin over hungry workers; under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_cond_t idle_cv;
@@ -96,29 +86,22 @@ mp_status_t mp_bus_reply(mp_bus_t *bus, mp_msg_t *req, int status, const void *b
     if (reply_to == NULL || *reply_to == '\0')
         return MP_OK;
     snprintf(code, sizeof(code), "%d", status);
-    if (nextra <= 14) { /* on a serving loop's thread: the reply leaves on the connection the request came by */
-        mp_bus_hdr_t h[16];
-        size_t nh = 0;
-        const char *rid = mp_msg_header(req, MP_HDR_REQUEST_ID);
-        h[nh++] = (mp_bus_hdr_t){MP_HDR_STATUS, code};
-        if (rid)
-            h[nh++] = (mp_bus_hdr_t){MP_HDR_REQUEST_ID, rid};
-        for (size_t i = 0; i < nextra; i++)
-            if (extra[i].value)
-                h[nh++] = extra[i];
-        mp_status_t st;
-        if (mp_bus__lsrv_reply(&st, reply_to, h, nh, body, len))
-            return st;
-    }
-    natsStatus s = natsMsg_Create(&m, reply_to, NULL, body, (int)len);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, MP_HDR_STATUS, code);
+    /* on a serving loop's thread the reply must leave on the connection the request came by (allow_responses) */
+    mp_bus_hdr_t h[16];
+    size_t nh = 0;
     const char *rid = mp_msg_header(req, MP_HDR_REQUEST_ID);
-    if (s == NATS_OK && rid)
-        s = natsMsgHeader_Set(m, MP_HDR_REQUEST_ID, rid);
-    for (size_t i = 0; s == NATS_OK && i < nextra; i++)
+    h[nh++] = (mp_bus_hdr_t){MP_HDR_STATUS, code};
+    if (rid)
+        h[nh++] = (mp_bus_hdr_t){MP_HDR_REQUEST_ID, rid};
+    for (size_t i = 0; i < nextra && nh < 16; i++) /* callers pass at most 8 (mp_svc_req_t.hdrs) */
         if (extra[i].value)
-            s = natsMsgHeader_Set(m, extra[i].name, extra[i].value);
+            h[nh++] = extra[i];
+    mp_status_t st;
+    if (mp_bus__lsrv_reply(&st, reply_to, h, nh, body, len))
+        return st;
+    natsStatus s = natsMsg_Create(&m, reply_to, NULL, body, (int)len);
+    for (size_t i = 0; s == NATS_OK && i < nh; i++)
+        s = natsMsgHeader_Set(m, h[i].name, h[i].value);
     if (s == NATS_OK)
         s = natsConnection_PublishMsg(mp_bus_conn(bus), m);
     natsMsg_Destroy(m);
@@ -144,20 +127,6 @@ static void reply_overloaded(mp_bus_t *bus, natsMsg *msg, const char *why)
         snprintf(body, sizeof(body),
                  "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"%s\"}", why);
     mp_bus_reply(bus, msg, 503, body, (size_t)n, NULL, 0);
-}
-
-/* A fiber worker asleep with room for jobs, claimed (no longer hungry); NULL when none. Under srv->mu. */
-static mp_sched_t *hungry_worker(mp_bus_server_t *srv)
-{
-    for (int k = 0; k < srv->nthreads; k++) {
-        worker_t *w = &srv->workers[(srv->kick_next + k) % srv->nthreads];
-        if (w->hungry) {
-            w->hungry = false;
-            srv->kick_next = (w->index + 1) % srv->nthreads;
-            return w->sched;
-        }
-    }
-    return NULL;
 }
 
 /* nats.c delivery thread: queue the request, or shed it when the queue is full */
@@ -186,10 +155,7 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     srv->tail = j;
     srv->queued++;
     pthread_cond_signal(&srv->cv);
-    mp_sched_t *wake = hungry_worker(srv);
     pthread_mutex_unlock(&srv->mu);
-    if (wake)
-        mp_sched_kick(wake);
 }
 
 /* Pops the next job, or NULL. Under srv->mu. */
@@ -239,11 +205,6 @@ static void run_job(job_t *j)
     job_done(srv);
 }
 
-static void fiber_job(void *p)
-{
-    run_job(p);
-}
-
 static void thread_loop(worker_t *w)
 {
     job_t *j;
@@ -253,60 +214,13 @@ static void thread_loop(worker_t *w)
     }
 }
 
-static void fiber_loop(worker_t *w)
-{
-    mp_bus_server_t *srv = w->srv;
-    for (;;) {
-        int started = 0;
-        pthread_mutex_lock(&srv->mu);
-        while (started < BATCH && mp_sched_alive(w->sched) + started < srv->opts.fibers && srv->head) {
-            job_t *j = pop_job(srv);
-            j->worker = w->index;
-            pthread_mutex_unlock(&srv->mu);
-            mp_sched_spawn(w->sched, fiber_job, j); /* runs it until its first wait */
-            started++;
-            pthread_mutex_lock(&srv->mu);
-        }
-        bool room = mp_sched_alive(w->sched) < srv->opts.fibers;
-        mp_sched_t *next = srv->head && room ? hungry_worker(srv) : NULL; /* share what is left */
-        if (srv->draining && srv->head == NULL && mp_sched_alive(w->sched) == 0) {
-            pthread_mutex_unlock(&srv->mu);
-            return;
-        }
-        w->hungry = room && srv->head == NULL && !srv->draining;
-        bool more = room && srv->head != NULL;
-        pthread_mutex_unlock(&srv->mu);
-        if (next)
-            mp_sched_kick(next);
-        mp_sched_run(w->sched, more ? 0 : srv->draining ? 50 : -1);
-        pthread_mutex_lock(&srv->mu);
-        w->hungry = false;
-        pthread_mutex_unlock(&srv->mu);
-    }
-}
-
 static void *worker_main(void *p)
 {
     worker_t *w = p;
     mp_bus_server_t *srv = w->srv;
     if (srv->opts.on_worker_start)
         srv->opts.on_worker_start(srv->opts.on_worker_start_arg, w->index);
-    mp_sched_t *sched = NULL;
-    if (srv->opts.fibers > 0 && mp_sched_create(&sched, srv->opts.fibers, 0) != MP_OK)
-        mp_log_kv(MP_LOG_WARN, NULL, "fibers unavailable, serving one request per thread", "error", mp_err_get(), NULL);
-    if (sched == NULL) {
-        thread_loop(w);
-        return NULL;
-    }
-    pthread_mutex_lock(&srv->mu);
-    w->sched = sched;
-    pthread_mutex_unlock(&srv->mu);
-    fiber_loop(w);
-    pthread_mutex_lock(&srv->mu);
-    w->sched = NULL;
-    w->hungry = false;
-    pthread_mutex_unlock(&srv->mu);
-    mp_sched_destroy(sched);
+    thread_loop(w);
     return NULL;
 }
 
@@ -410,9 +324,6 @@ void mp_bus_server_drain(mp_bus_server_t *srv, int timeout_ms)
     srv->queued = 0;
     srv->draining = 1;
     pthread_cond_broadcast(&srv->cv);
-    for (int i = 0; i < srv->nthreads; i++)
-        if (srv->workers[i].sched)
-            mp_sched_kick(srv->workers[i].sched); /* asleep in epoll, not on the condition variable */
     pthread_mutex_unlock(&srv->mu);
     while (left) {
         job_t *next = left->next;

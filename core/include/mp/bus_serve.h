@@ -10,10 +10,11 @@
  * has already given up.
  *
  * Thread-safe. Handlers run on worker threads and may block (libpq,
- * hiredis, mp_bus_request()). With `fibers` set, each worker runs up to that
- * many handlers at once on fibers: one waiting on Postgres (mp_db_*, which
- * yields) lets the next run, so a handful of threads keep many queries in
- * flight without a thread hand-over per query.
+ * hiredis, mp_bus_request()). With `nats_loop` and `fibers` set, each
+ * worker owns a NATS connection and runs up to `fibers` handlers at once on
+ * fibers: one waiting on Postgres (mp_db_*, which yields) lets the next run,
+ * so a handful of threads keep many queries in flight without a thread
+ * hand-over per query.
  */
 #ifndef MP_BUS_SERVE_H
 #define MP_BUS_SERVE_H
@@ -30,8 +31,9 @@ typedef void (*mp_bus_handler_cb)(void *arg, mp_msg_t *req, int worker);
 
 typedef struct mp_bus_server_opts {
     int workers;                                    /* threads; default 4 */
-    int fibers;                                     /* requests one thread serves at once on fibers (mp/fiber.h);
-                                                       0: one at a time, the handler blocking its thread */
+    int fibers;                                     /* with nats_loop: requests one worker serves at once on fibers
+                                                       (mp/fiber.h); 0, or without nats_loop: one at a time, the
+                                                       handler blocking its thread */
     size_t max_queue;                               /* queued requests before shedding with 503; default 4096 */
     bool nats_loop;                                 /* with fibers: each worker owns a NATS connection and serves
                                                        on its loop (no thread hand-over); see bus_serve_loop.c */
