@@ -187,29 +187,44 @@ SSL_CTX *mp_bus__tls(mp_bus_t *bus)
     return bus->tls;
 }
 
+bool mp_hdr_next(const char **at, const char *end, mp_hdr_field_t *f)
+{
+    const char *p = *at;
+    while (p && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            break;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        *at = eol + 1;
+        if (colon == NULL) {
+            p = eol + 1;
+            continue;
+        }
+        const char *v = colon + 1, *ve = eol;
+        while (v < eol && *v == ' ')
+            v++;
+        while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
+            ve--;
+        *f = (mp_hdr_field_t){p, (size_t)(colon - p), v, (size_t)(ve - v)};
+        return true;
+    }
+    *at = end;
+    return false;
+}
+
 const char *mp_reply_header(const mp_reply_t *r, const char *name, size_t *len)
 {
     size_t nl = strlen(name);
     if (r->hdrs == NULL)
         return NULL;
-    const char *p = memchr(r->hdrs, '\n', r->hdrs_len), *end = r->hdrs + r->hdrs_len;
-    while (p && ++p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL)
-            break;
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon && (size_t)(colon - p) == nl && strncasecmp(p, name, nl) == 0) {
-            const char *v = colon + 1;
-            while (v < eol && *v == ' ')
-                v++;
-            const char *ve = eol;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
-                ve--;
-            *len = (size_t)(ve - v);
-            return v;
+    const char *end = r->hdrs + r->hdrs_len, *at = memchr(r->hdrs, '\n', r->hdrs_len); /* past the status line */
+    at = at ? at + 1 : end;
+    mp_hdr_field_t f;
+    while (mp_hdr_next(&at, end, &f))
+        if (f.name_len == nl && strncasecmp(f.name, name, nl) == 0) {
+            *len = f.value_len;
+            return f.value;
         }
-        p = eol;
-    }
     return NULL;
 }
 

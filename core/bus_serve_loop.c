@@ -86,29 +86,18 @@ static __thread lworker_t *tl_worker;
  * server only forwards what a client sent, and a handler reading a header it needs answers for its absence. */
 static void copy_headers(natsMsg *m, const char *h, size_t hl)
 {
-    const char *p = memchr(h, '\n', hl), *end = h + hl;
+    const char *end = h + hl, *at = memchr(h, '\n', hl); /* past the status line */
     char name[128], value[4096];
-    while (p && ++p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (eol == NULL)
-            break;
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        size_t nl = colon ? (size_t)(colon - p) : 0;
-        if (colon && nl > 0 && nl < sizeof(name)) {
-            const char *v = colon + 1, *ve = eol;
-            while (v < ve && *v == ' ')
-                v++;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
-                ve--;
-            if ((size_t)(ve - v) < sizeof(value)) {
-                memcpy(name, p, nl);
-                name[nl] = '\0';
-                memcpy(value, v, (size_t)(ve - v));
-                value[ve - v] = '\0';
-                natsMsgHeader_Add(m, name, value);
-            }
-        }
-        p = eol;
+    mp_hdr_field_t f;
+    at = at ? at + 1 : end;
+    while (mp_hdr_next(&at, end, &f)) {
+        if (f.name_len == 0 || f.name_len >= sizeof(name) || f.value_len >= sizeof(value))
+            continue;
+        memcpy(name, f.name, f.name_len);
+        name[f.name_len] = '\0';
+        memcpy(value, f.value, f.value_len);
+        value[f.value_len] = '\0';
+        natsMsgHeader_Add(m, name, value);
     }
 }
 

@@ -126,6 +126,17 @@ typedef struct mp_reply {
     size_t hdrs_len;
 } mp_reply_t;
 
+/** One "Name: value" line of a raw header block, value trimmed; pointers into the block. */
+typedef struct mp_hdr_field {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} mp_hdr_field_t;
+/** Reads the next field at *at (before `end`; start past the "NATS/1.0" status line) and moves *at on; false at the
+ *  end. Lines without a colon are skipped. */
+bool mp_hdr_next(const char **at, const char *end, mp_hdr_field_t *f);
+
 /** A header of `r` by name (case-insensitive): its value and *len, or NULL. Points into the reply. */
 const char *mp_reply_header(const mp_reply_t *r, const char *name, size_t *len);
 
