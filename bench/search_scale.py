@@ -9,7 +9,9 @@ than 3x from 2,400 to 1,000,000.
 """
 from __future__ import annotations
 
-import json, os, subprocess, time
+import json, time
+
+from services import ceiling  # bench/services.py: mp-ceiling with a signed-in caller
 
 SIZES = (2400, 100_000, 1_000_000)
 QUERY = {"q": "lamp"}
@@ -26,23 +28,12 @@ def measure(st, mp, build: str, nats_url: str, uid: str, seconds: float, infligh
         seeded_s = time.monotonic() - t0
         st.psql("ANALYZE product.products", superuser=True)
         count = int(st.psql("SELECT count(*) FROM product.products").strip())
-        call(build, nats_url, uid, 2, inflight)  # warm-up: the index pages into the cache
+        body = json.dumps(QUERY)
+        ceiling(build, nats_url, "product.v1.list", body, 2, uid, inflight)  # warm-up: the index pages into the cache
         print(f"search: {count} products, q=lamp, {inflight} in flight", flush=True)
-        out = call(build, nats_url, uid, seconds, inflight)
+        out = ceiling(build, nats_url, "product.v1.list", body, seconds, uid, inflight)
         rows.append({"products": count, "seed_s": seeded_s, **out})
     return rows
-
-
-def call(build: str, nats_url: str, uid: str, seconds: float, inflight: int) -> dict:
-    argv = [os.path.join(build, "tests", "mp-ceiling"), "--nats", nats_url, "--subject", "product.v1.list",
-            "--body", json.dumps(QUERY), "--inflight", str(inflight), "--seconds", str(seconds), "--sub", uid]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
-    if r.returncode:
-        raise SystemExit(f"search bench: mp-ceiling: {r.stderr}")
-    out = json.loads(r.stdout)
-    if out["failed"]:
-        raise SystemExit(f"search bench: {out['failed']} failed calls at 64 in flight")
-    return out
 
 
 def table(rows: list[dict], inflight: int) -> list[str]:
