@@ -33,7 +33,7 @@ import context
 from ledger import open_shop
 from load import Answer, Load
 from order_helpers import wait_for
-from replicas import Platform, events_copies_current, events_stream, monitor
+from replicas import Platform, events_copies_current, events_leader, monitor
 from report import Row, table, write_docs
 
 SECONDS = float(os.environ.get("CHAOS_SECONDS", "10"))  # an outage's length
@@ -131,7 +131,7 @@ class ChaosTest(unittest.TestCase):
         (the gateway answers 504) or fail when a loop connection's pings go unanswered (503). Only requests sent
         while it was stopped, or in flight then, may fail; none sent once it has resumed."""
         st = context.STACK
-        node = int(events_stream(st.nats_http_ports[0])["cluster"]["leader"][1:]) - 1
+        node = int(events_leader(st.nats_http_ports[0])[1:]) - 1
         stop_s = SECONDS / 2
 
         def fault(times):

@@ -132,6 +132,18 @@ def events_stream(port: int) -> dict:
     return {}
 
 
+def events_leader(port: int, timeout: float = 15) -> str:
+    """The server name leading EVENTS ("n2"), as the node on monitoring port `port` reports it; waits (bounded) while
+    the stream has no leader yet, as right after the cluster forms or a node left."""
+    until = time.monotonic() + timeout
+    while True:
+        leader = (events_stream(port).get("cluster") or {}).get("leader")
+        if leader or time.monotonic() >= until:
+            assert leader, f"EVENTS has no leader after {timeout:.0f} s"
+            return leader
+        time.sleep(0.1)
+
+
 def events_copies_current(http_ports: list[int]) -> bool:
     """EVENTS has a copy on every node and the leader sees each other copy current (only the leader's view of its
     followers is kept up to date; node i is server n<i+1>)."""

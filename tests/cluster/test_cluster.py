@@ -29,7 +29,7 @@ from httpc import Client
 from ledger import open_shop
 from load import Load, Tally
 from order_helpers import wait_for
-from replicas import Platform, events_copies_current, events_stream, metric_total, monitor
+from replicas import Platform, events_copies_current, events_leader, metric_total, monitor
 
 THREADS = 4
 STOCK = 100000
@@ -104,7 +104,7 @@ class ClusterTest(unittest.TestCase):
 
     def test_3_nats_node_killed_under_load(self):
         st = context.STACK
-        leader = events_stream(st.nats_http_ports[0])["cluster"]["leader"]  # "n2"
+        leader = events_leader(st.nats_http_ports[0])  # "n2"
         node = int(leader[1:]) - 1
         port = st.nats_http_ports[node]
         clients_there = sorted(c.get("authorized_user", "?") for c in monitor(port, "/connz?auth=true")["connections"])
